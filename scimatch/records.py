@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
@@ -164,7 +164,7 @@ class Person(RecordBase):
 
 
 Record = Annotated[
-    Union[Publication, Project, Grant, Organization, Person], Field(discriminator="kind")
+    Publication | Project | Grant | Organization | Person, Field(discriminator="kind")
 ]
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 

@@ -1,0 +1,44 @@
+"""Writes: add and delete records (admin key)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, status
+from pydantic import ValidationError
+
+from scimatch.api.deps import AdminDep, EngineDep
+from scimatch.api.schemas import DeletedOut, IndexSummaryOut
+from scimatch.indexer.pipeline import index_records
+from scimatch.indexer.readers.base import Rejection, describe_validation_error
+from scimatch.records import parse_record
+
+router = APIRouter(tags=["documents"], dependencies=[AdminDep])
+MAX_RECORDS_PER_REQUEST = 1000
+
+
+@router.post("/documents", response_model=IndexSummaryOut, status_code=status.HTTP_201_CREATED)
+def add_documents(
+    engine: EngineDep,
+    records: Annotated[list[dict], Body(description="Records in the native schema.", max_length=MAX_RECORDS_PER_REQUEST)],
+) -> dict:
+    """Add or update records. Invalid ones are listed as rejected; valid ones are stored."""
+    items = []
+    for number, data in enumerate(records, start=1):
+        try:
+            data.setdefault("kind", "publication")
+            items.append(parse_record(data))
+        except ValidationError as exc:
+            items.append(Rejection("body", number, describe_validation_error(exc)))
+    summary = index_records(engine, items)
+    if not (summary.added or summary.updated or summary.unchanged):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, {"rejected": summary.rejected})
+    return asdict(summary)
+
+
+@router.delete("/documents/{doc_id}", response_model=DeletedOut)
+def delete_document(engine: EngineDep, doc_id: str) -> dict:
+    if not engine.delete([doc_id]):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no record with id {doc_id!r}")
+    return {"deleted": doc_id}

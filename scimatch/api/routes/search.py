@@ -1,0 +1,124 @@
+"""Search, documents and related work."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import ValidationError
+
+from scimatch.api.deps import EngineDep, SettingsDep
+from scimatch.api.schemas import SearchOut, SimilarTextIn
+from scimatch.engine.filters import Filters
+from scimatch.engine.results import MODES
+from scimatch.indexer.readers.pdf import extract_pdf
+from scimatch.records import OrgKind, RecordKind
+
+router = APIRouter(tags=["search"])
+
+ModeParam = Annotated[str, Query(pattern="^(" + "|".join(MODES) + ")$", description="bm25, vector or hybrid")]
+
+
+def build_filters(kind: list[RecordKind] | None, language: list[str] | None, org_kind: list[OrgKind] | None,
+                  region: list[str] | None, funder: list[str] | None, year_min: int | None,
+                  year_max: int | None) -> Filters:
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "year_min is after year_max")
+    return Filters(
+        tuple(k.value for k in kind or ()), tuple(language or ()), tuple(k.value for k in org_kind or ()),
+        tuple(region or ()), tuple(funder or ()), year_min, year_max,
+    )
+
+
+@router.get("/search", response_model=SearchOut)
+def search(
+    engine: EngineDep, settings: SettingsDep,
+    q: Annotated[str, Query(min_length=1, description="The query text.")],
+    mode: ModeParam = "hybrid",
+    kind: Annotated[list[RecordKind] | None, Query()] = None,
+    language: Annotated[list[str] | None, Query(max_length=16)] = None,
+    org_kind: Annotated[list[OrgKind] | None, Query()] = None,
+    region: Annotated[list[str] | None, Query(max_length=64)] = None,
+    funder: Annotated[list[str] | None, Query(max_length=200)] = None,
+    year_min: Annotated[int | None, Query(ge=1000, le=2200)] = None,
+    year_max: Annotated[int | None, Query(ge=1000, le=2200)] = None,
+    page: Annotated[int, Query(ge=1, le=1000)] = 1,
+    size: Annotated[int, Query(ge=1, le=100)] = 10,
+    facets: bool = True,
+) -> dict:
+    if len(q) > settings.max_query_chars:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            f"query longer than {settings.max_query_chars} characters")
+    filters = build_filters(kind, language, org_kind, region, funder, year_min, year_max)
+    return asdict(engine.search(q, mode, filters, page, size, with_facets=facets))
+
+
+@router.get("/documents/{doc_id}")
+def get_document(engine: EngineDep, doc_id: str) -> dict:
+    """The stored record, as indexed."""
+    return engine.get(doc_id).model_dump(mode="json")
+
+
+@router.get("/documents/{doc_id}/similar", response_model=SearchOut)
+def similar_to_document(
+    engine: EngineDep, doc_id: str, size: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict:
+    return asdict(engine.similar_to_id(doc_id, limit=size))
+
+
+@router.post(
+    "/similar", response_model=SearchOut,
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": SimilarTextIn.model_json_schema()},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "text": {"type": "string"}, "file": {"type": "string", "format": "binary"},
+            "size": {"type": "integer", "minimum": 1, "maximum": 100}}}},
+    }}},
+)
+async def similar_to_upload(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
+    """Related work for pasted text (JSON ``{"text": ...}``) or an uploaded PDF (multipart ``file``)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                            f"upload larger than {settings.max_upload_bytes} bytes")
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        text, size = await _read_form(request, settings.max_upload_bytes)
+    elif content_type.startswith("application/json"):
+        body = await request.body()
+        if len(body) > settings.max_upload_bytes:
+            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "body too large")
+        try:
+            payload = SimilarTextIn.model_validate_json(body)
+        except ValidationError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, json.loads(exc.json())) from exc
+        text, size = payload.text, payload.size
+    else:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                            "send application/json {\"text\": ...} or multipart/form-data with a PDF 'file'")
+    if not text.strip():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "no text to compare")
+    return asdict(engine.similar_to_text(text, limit=size))
+
+
+async def _read_form(request: Request, max_bytes: int) -> tuple[str, int]:
+    form = await request.form(max_files=1, max_fields=5, max_part_size=max_bytes)
+    size_field = form.get("size", "10")
+    try:
+        size = int(str(size_field))
+    except ValueError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "size must be an integer") from None
+    if not 1 <= size <= 100:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "size must be between 1 and 100")
+    upload = form.get("file")
+    if upload is not None and not isinstance(upload, str):
+        data = await upload.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "file too large")
+        return extract_pdf(data, name=upload.filename or "upload.pdf").text, size
+    text = form.get("text")
+    if isinstance(text, str):
+        return text, size
+    raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give a 'text' field or a PDF 'file'")

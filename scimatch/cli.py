@@ -1,0 +1,213 @@
+"""The ``scimatch`` command line: thin commands that parse, call the engine, and print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scimatch.errors import ScimatchError
+from scimatch.settings import Settings
+
+app = typer.Typer(help="scimatch: hybrid search and matching for the Digital Science Portal.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+eval_app = typer.Typer(help="Quality evaluations that print figures.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+console = Console(stderr=True)
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="Index folder (default $SCIMATCH_HOME or ~/.scimatch/index).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def settings_for(home: Path | None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if home is not None:
+        values["home"] = home
+    return Settings(**values)
+
+
+def fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def open_engine(home: Path | None, **overrides: object):
+    from scimatch.engine.engine import Engine
+
+    try:
+        return Engine(settings_for(home, **overrides))
+    except ScimatchError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders: JSONL, BEIR, OpenAlex JSON, CSV, CORDIS, PDF.")],
+    home: HomeOpt = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Force a reader: jsonl, beir, openalex, csv, cordis, pdf.")] = None,
+    mapping: Annotated[str | None, typer.Option("--map", help="CSV column mapping, e.g. 'text=abstract,title=name'.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Records per committed batch.")] = 256,
+) -> None:
+    """Add or update records; unchanged records are skipped, bad lines are reported and skipped."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from scimatch.indexer.pipeline import index_paths
+    from scimatch.indexer.readers.csv_reader import load_mapping
+
+    csv_mapping = load_mapping(mapping) if mapping else None
+    with open_engine(home) as engine, Progress(
+        TextColumn("[bold]indexing"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+        console=console, transient=False, disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task("index", total=None, status="")
+
+        def progress(summary) -> None:
+            bar.update(task, status=f"added {summary.added}  updated {summary.updated}  "
+                                    f"unchanged {summary.unchanged}  rejected {len(summary.rejected)}")
+
+        try:
+            summary = index_paths(engine, paths, fmt=fmt, csv_mapping=csv_mapping,
+                                  batch_size=batch_size, progress=progress)
+        except ScimatchError as exc:
+            fail(str(exc))
+    for rejection in summary.rejected:
+        console.print(f"[yellow]rejected[/yellow] {rejection}")
+    console.print(f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
+                  f"rejected {len(summary.rejected)}")
+    print(json.dumps(asdict(summary)))
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    home: HomeOpt = None,
+    mode: Annotated[str, typer.Option(help="bm25, vector or hybrid.")] = "hybrid",
+    kind: Annotated[list[str] | None, typer.Option(help="Record type filter (repeatable).")] = None,
+    language: Annotated[list[str] | None, typer.Option(help="Language filter (repeatable).")] = None,
+    org_kind: Annotated[list[str] | None, typer.Option(help="Organization kind filter (repeatable).")] = None,
+    region: Annotated[list[str] | None, typer.Option(help="Region filter (repeatable).")] = None,
+    funder: Annotated[list[str] | None, typer.Option(help="Funder filter (repeatable).")] = None,
+    year_min: Annotated[int | None, typer.Option(help="Earliest year.")] = None,
+    year_max: Annotated[int | None, typer.Option(help="Latest year.")] = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    size: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the index (hybrid by default) and show hits with their score breakdown."""
+    from scimatch.engine.filters import Filters
+
+    filters = Filters(tuple(kind or ()), tuple(language or ()), tuple(org_kind or ()), tuple(region or ()),
+                      tuple(funder or ()), year_min, year_max)
+    with open_engine(home) as engine:
+        try:
+            result = engine.search(query, mode=mode, filters=filters, page=page, page_size=size)
+        except (ScimatchError, ValueError) as exc:
+            fail(str(exc))
+    print_result(result, as_json)
+
+
+def print_result(result, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(asdict(result), ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{result.total} candidates for {result.query[:60]!r} ({result.mode}, {result.took_ms} ms)")
+    for column in ("#", "id", "title", "year", "bm25 rank", "vector rank", "score"):
+        table.add_column(column)
+    start = (result.page - 1) * result.page_size
+    for i, hit in enumerate(result.hits, start=start + 1):
+        b = hit.breakdown
+        table.add_row(str(i), hit.id, hit.title[:70], str(hit.year or ""), str(b.bm25_rank or "-"),
+                      str(b.vector_rank or "-"), f"{hit.score:.4f}")
+    Console().print(table)
+
+
+@app.command()
+def similar(
+    doc_id: Annotated[str | None, typer.Argument(help="A stored record id.")] = None,
+    home: HomeOpt = None,
+    text: Annotated[str | None, typer.Option(help="Pasted text instead of an id.")] = None,
+    pdf: Annotated[Path | None, typer.Option(help="A PDF file instead of an id.")] = None,
+    size: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Related work for a stored record, a pasted text or a PDF."""
+    from scimatch.indexer.readers.pdf import extract_pdf
+
+    if sum(x is not None for x in (doc_id, text, pdf)) != 1:
+        fail("give exactly one of ID, --text or --pdf")
+    with open_engine(home) as engine:
+        try:
+            if doc_id is not None:
+                result = engine.similar_to_id(doc_id, limit=size)
+            elif pdf is not None:
+                result = engine.similar_to_text(extract_pdf(pdf, name=str(pdf)).text, limit=size)
+            else:
+                result = engine.similar_to_text(text or "", limit=size)
+        except ScimatchError as exc:
+            fail(str(exc))
+    print_result(result, as_json)
+
+
+@app.command()
+def delete(ids: Annotated[list[str], typer.Argument(help="Record ids to remove.")], home: HomeOpt = None) -> None:
+    """Remove records from the catalog and from both indexes."""
+    with open_engine(home) as engine:
+        deleted = engine.delete(ids)
+    missing = [i for i in ids if i not in deleted]
+    console.print(f"deleted {len(deleted)}" + (f"; not found: {', '.join(missing)}" if missing else ""))
+    if missing:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stats(home: HomeOpt = None) -> None:
+    """Counts of what the index holds."""
+    with open_engine(home) as engine:
+        print(json.dumps(engine.stats(), indent=2, ensure_ascii=False))
+
+
+@app.command()
+def repair(home: HomeOpt = None) -> None:
+    """Check the lexical and vector indexes against the catalog and rebuild them (no re-embedding)."""
+    with open_engine(home) as engine:
+        problems = engine.repair()
+    console.print("rebuilt; problems found: " + ("; ".join(problems) if problems else "none"))
+
+
+@eval_app.command("beir")
+def eval_beir(
+    directory: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option(help="qrels split: test or train.")] = "test",
+    fusion: Annotated[str | None, typer.Option(help="rrf or weighted (default from settings).")] = None,
+    vector_weight: Annotated[float | None, typer.Option(help="Weight of the vector side in weighted fusion.")] = None,
+    rrf_k: Annotated[int | None, typer.Option(help="k of reciprocal rank fusion.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, recall@100 and MRR@10 for bm25, vector and hybrid on a BEIR-format set."""
+    from scimatch.evaluation.beir import run_beir
+
+    settings = settings_for(None, fusion=fusion, vector_weight=vector_weight, rrf_k=rrf_k)
+    try:
+        results = run_beir(directory, settings, split=split, home=home)
+    except ScimatchError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(results))
+        return
+    table = Table(title=f"{directory.name} ({split} queries)")
+    for column in ("mode", "nDCG@10", "recall@100", "MRR@10"):
+        table.add_column(column)
+    for mode, figures in results.items():
+        table.add_row(mode, *(f"{figures[m]:.4f}" for m in ("ndcg@10", "recall@100", "mrr@10")))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

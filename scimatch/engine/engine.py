@@ -1,0 +1,255 @@
+"""The one facade over catalog, lexical and vector indexes. Indexer, API and CLI call only this."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from scimatch.engine import store
+from scimatch.engine.analysis import analyze
+from scimatch.engine.catalog import Catalog, PendingWrite
+from scimatch.engine.filters import Filters
+from scimatch.engine.lexical import TantivyIndex
+from scimatch.engine.locks import ReadWriteLock
+from scimatch.engine.passages import split_passages
+from scimatch.engine.results import IndexSummary, SearchResult
+from scimatch.engine.search import HybridSearcher
+from scimatch.engine.vector import FaissIndex, VectorConfig
+from scimatch.errors import IndexMismatchError, NotFoundError
+from scimatch.models import Encoder, get_spec, load_encoder
+from scimatch.records import Record
+from scimatch.settings import Settings
+
+MANIFEST_VERSION = 1
+
+
+class Engine:
+    """Open an index folder; upsert, delete, search, find similar. Use as a context manager."""
+
+    def __init__(self, settings: Settings | None = None, encoder: Encoder | None = None) -> None:
+        self.settings = settings or Settings()
+        self.home = Path(self.settings.home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.spec = get_spec(self.settings.model)
+        self._encoder = encoder
+        self._check_manifest()
+        self.catalog = Catalog(self.home / "catalog.sqlite")
+        self.lexical = TantivyIndex(self.home / "lexical")
+        self.vector = FaissIndex(
+            self.home / "vectors.faiss",
+            VectorConfig(self.spec.dim, self.settings.ann_threshold, self.settings.hnsw_m,
+                         self.settings.hnsw_ef_search, self.settings.hnsw_ef_construction),
+        )
+        self.searcher = HybridSearcher(self.catalog, self.lexical, self.vector, self._encode_query,
+                                       self.settings)
+        self._seen_generation = -1
+        self._rw = ReadWriteLock()
+        self.refresh()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.settings.model, self.settings.dtype,
+                                         self.settings.encode_batch_size)
+        return self._encoder
+
+    def identity(self) -> dict[str, object]:
+        return {"model": self.spec.name, "package": self.spec.package, "dim": self.spec.dim}
+
+    def _check_manifest(self) -> None:
+        """Refuse to open an index built with another model: mixed vectors would be meaningless."""
+        path = self.home / "manifest.json"
+        if path.exists():
+            manifest = json.loads(path.read_text())
+            if manifest.get("model") != self.spec.name or manifest.get("dim") != self.spec.dim:
+                raise IndexMismatchError(
+                    f"{self.home} was built with model {manifest.get('model')!r} "
+                    f"(dim {manifest.get('dim')}), not {self.spec.name!r}; use another --home or re-index"
+                )
+            return
+        manifest = {**self.identity(), "version": MANIFEST_VERSION,
+                    "created": datetime.now(UTC).isoformat(timespec="seconds")}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2))
+        os.replace(tmp, path)
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """One writer at a time across processes (CLI indexer and API may share a folder)."""
+        with open(self.home / "write.lock", "w") as handle, self._rw.write():
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                self.lexical.reload()
+                self.vector.reload_if_newer()
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def refresh(self) -> None:
+        """Bring the derived indexes up to the catalog: replay what a crash or another writer left."""
+        target = self.catalog.generation()
+        if self._seen_generation == target and self.lexical.generation == target:
+            return
+        with self._write_lock():
+            target = self.catalog.generation()
+            store.catch_up_lexical(self.catalog, self.lexical, target)
+            store.catch_up_vector(self.catalog, self.vector, target, self.identity())
+            if store.verify(self.catalog, self.lexical, self.vector):
+                store.rebuild_lexical(self.catalog, self.lexical, target)
+                store.rebuild_vector(self.catalog, self.vector, target, self.identity())
+        self._seen_generation = target
+
+    def repair(self) -> list[str]:
+        """Check the derived indexes against the catalog and rebuild what differs (no re-embedding)."""
+        with self._write_lock():
+            problems = store.verify(self.catalog, self.lexical, self.vector)
+            target = self.catalog.generation()
+            store.rebuild_lexical(self.catalog, self.lexical, target)
+            store.rebuild_vector(self.catalog, self.vector, target, self.identity())
+        return problems
+
+    # ---- writes ------------------------------------------------------------------------------
+    def upsert(self, records: Sequence[Record]) -> IndexSummary:
+        """Store records; unchanged ones (same content hash) are skipped without embedding."""
+        latest = {r.id: r for r in records}
+        stored = self.catalog.content_hashes(list(latest))
+        todo: list[tuple[Record, str]] = []
+        unchanged = 0
+        for rec in latest.values():
+            digest = rec.content_hash()
+            if stored.get(rec.id) == digest:
+                unchanged += 1
+            else:
+                todo.append((rec, digest))
+        if not todo:
+            return IndexSummary(unchanged=unchanged)
+        pending = self._embed(todo)
+        with self._write_lock():
+            self.catalog.write(pending)
+            self._catch_up()
+        updated = sum(1 for rec, _ in todo if rec.id in stored)
+        return IndexSummary(added=len(todo) - updated, updated=updated, unchanged=unchanged)
+
+    def _embed(self, todo: list[tuple[Record, str]]) -> list[PendingWrite]:
+        split = [split_passages(rec.searchable_text(), self.settings.passage_words,
+                                self.settings.passage_overlap) for rec, _ in todo]
+        flat = [p for passages in split for p in passages]
+        vectors = self.encoder.encode_passages(flat)
+        pending, start = [], 0
+        for (rec, digest), passages in zip(todo, split, strict=True):
+            pending.append(PendingWrite(rec, digest, passages, vectors[start:start + len(passages)]))
+            start += len(passages)
+        return pending
+
+    def delete(self, ids: Sequence[str]) -> list[str]:
+        """Remove records from every index; returns those that existed."""
+        with self._write_lock():
+            deleted = self.catalog.delete(ids)
+            self._catch_up()
+        return deleted
+
+    def _catch_up(self) -> None:
+        target = self.catalog.generation()
+        store.catch_up_lexical(self.catalog, self.lexical, target)
+        store.catch_up_vector(self.catalog, self.vector, target, self.identity())
+        self._seen_generation = target
+
+    # ---- reads -------------------------------------------------------------------------------
+    def _sync_reader(self) -> None:
+        """See commits made by another process since the last call (cheap when nothing changed)."""
+        target = self.catalog.generation()
+        if target != self._seen_generation:
+            with self._rw.write():
+                self.lexical.reload()
+                self.vector.reload_if_newer()
+                self._seen_generation = target
+
+    def _encode_query(self, text: str) -> np.ndarray:
+        return self.encoder.encode_query(text)
+
+    def search(self, query: str, mode: str = "hybrid", filters: Filters | None = None,
+               page: int = 1, page_size: int = 10, with_facets: bool = True) -> SearchResult:
+        self._sync_reader()
+        with self._rw.read():
+            return self.searcher.search(query, mode, filters, page, page_size, with_facets)
+
+    def get(self, doc_id: str) -> Record:
+        stored = self.catalog.get(doc_id)
+        if stored is None:
+            raise NotFoundError(f"no record with id {doc_id!r}")
+        return stored.record
+
+    def similar_to_id(self, doc_id: str, limit: int = 10, filters: Filters | None = None) -> SearchResult:
+        """Related work for a stored record, from its stored passage vectors (no re-embedding)."""
+        self._sync_reader()
+        stored = self.catalog.get(doc_id)
+        if stored is None:
+            raise NotFoundError(f"no record with id {doc_id!r}")
+        base = filters or Filters()
+        filters = Filters(**{**base.__dict__, "exclude_rowids": (*base.exclude_rowids, stored.rowid)})
+        vectors = self.catalog.doc_vectors(stored.rowid)
+        return self._similar(stored.record.searchable_text(), vectors, limit, filters)
+
+    def similar_to_text(self, text: str, limit: int = 10, filters: Filters | None = None) -> SearchResult:
+        """Related work for pasted text or a PDF's text (long texts: passages aggregated)."""
+        self._sync_reader()
+        words = text.split()[: self.settings.max_similar_words]
+        passages = split_passages(" ".join(words), self.settings.passage_words, self.settings.passage_overlap)
+        vectors = self.encoder.encode_passages(passages)
+        return self._similar(" ".join(words), vectors, limit, filters or Filters())
+
+    def _similar(self, text: str, vectors: np.ndarray, limit: int, filters: Filters) -> SearchResult:
+        with self._rw.read():
+            key_terms = " ".join(self._key_terms(text))
+            fused, best = self.searcher.ranked(
+                text[:200], "hybrid", filters, max(self.settings.candidates, limit),
+                query_vectors=vectors, lexical_query=key_terms,
+            )
+            hits = self.searcher.hydrate(fused[:limit], key_terms, best)
+        return SearchResult(text[:200], "hybrid", len(fused), 1, limit, hits, {}, 0.0)
+
+    def _key_terms(self, text: str, count: int = 32) -> list[str]:
+        """The text's most distinctive stems (tf × idf), a 'more like this' query for BM25."""
+        import math
+        from collections import Counter
+
+        tf = Counter(analyze(text))
+        searcher = self.lexical.index.searcher()
+        n = max(searcher.num_docs, 1)
+        weighted = []
+        for term, freq in tf.items():
+            df = searcher.doc_freq("body", term)
+            if df:
+                weighted.append((freq * math.log(1 + n / df), term))
+        weighted.sort(reverse=True)
+        return [term for _, term in weighted[:count]]
+
+    def stats(self) -> dict[str, object]:
+        kinds = {r[0]: r[1] for r in self.catalog.execute(
+            "SELECT kind, COUNT(*) FROM documents GROUP BY kind")}
+        languages = {str(r[0]): r[1] for r in self.catalog.execute(
+            "SELECT language, COUNT(*) FROM documents GROUP BY language")}
+        return {
+            "documents": self.catalog.count(), "passages": self.catalog.passage_count(),
+            "by_kind": kinds, "by_language": languages, "organizations": self.catalog.execute(
+                "SELECT COUNT(DISTINCT COALESCE(org_id, name)) FROM doc_orgs")[0][0],
+            "vector_index": self.vector.kind, "generation": self.catalog.generation(),
+            **self.identity(),
+        }

@@ -1,0 +1,70 @@
+"""Rank fusion, pure functions over ranked (key, score) lists.
+
+* Reciprocal rank fusion: score = sum 1 / (k + rank) (Cormack, Clarke & Buettcher, SIGIR 2009).
+* Weighted fusion of normalised scores: each side's scores are min-max scaled to [0, 1] over its
+  candidate list, then combined convexly, w * vector + (1 - w) * bm25 (the "convex combination"
+  of Bruch, Gai & Ingber, ACM TOIS 2023; txtai and OpenSearch's normalization processor do the same).
+  A document missing from one side gets 0 there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+FUSIONS = ("rrf", "weighted")
+
+
+class Fused(NamedTuple):
+    key: int
+    score: float
+    lexical_rank: int | None
+    lexical_score: float | None
+    vector_rank: int | None
+    vector_score: float | None
+
+
+def _minmax(scores: Sequence[float]) -> list[float]:
+    if not scores:
+        return []
+    low, high = min(scores), max(scores)
+    if high - low < 1e-12:
+        return [1.0 for _ in scores]
+    return [(s - low) / (high - low) for s in scores]
+
+
+def fuse(
+    lexical: Sequence[tuple[int, float]],
+    vector: Sequence[tuple[int, float]],
+    method: str = "weighted",
+    vector_weight: float = 0.5,
+    rrf_k: int = 60,
+) -> list[Fused]:
+    """Merge two ranked lists (best first) into one, keeping each side's rank and raw score."""
+    if method not in FUSIONS:
+        raise ValueError(f"unknown fusion {method!r}; valid: {', '.join(FUSIONS)}")
+    lex_rank = {key: (rank, score) for rank, (key, score) in enumerate(lexical, start=1)}
+    vec_rank = {key: (rank, score) for rank, (key, score) in enumerate(vector, start=1)}
+    if method == "rrf":
+        contribution_lex = {key: 1.0 / (rrf_k + r) for key, (r, _) in lex_rank.items()}
+        contribution_vec = {key: 1.0 / (rrf_k + r) for key, (r, _) in vec_rank.items()}
+        w_lex, w_vec = 1.0, 1.0
+    else:
+        contribution_lex = dict(zip(lex_rank, _minmax([s for _, s in lexical]), strict=True))
+        contribution_vec = dict(zip(vec_rank, _minmax([s for _, s in vector]), strict=True))
+        w_lex, w_vec = 1.0 - vector_weight, vector_weight
+    fused = []
+    for key in dict.fromkeys([*lex_rank, *vec_rank]):
+        lr, ls = lex_rank.get(key, (None, None))
+        vr, vs = vec_rank.get(key, (None, None))
+        score = w_lex * contribution_lex.get(key, 0.0) + w_vec * contribution_vec.get(key, 0.0)
+        fused.append(Fused(key, score, lr, ls, vr, vs))
+    fused.sort(key=lambda f: (-f.score, f.key))
+    return fused
+
+
+def single(hits: Sequence[tuple[int, float]], side: str) -> list[Fused]:
+    """Wrap one side's list so every mode returns the same breakdown shape."""
+    if side == "lexical":
+        return [Fused(k, s, r, s, None, None) for r, (k, s) in enumerate(hits, start=1)]
+    return [Fused(k, s, None, None, r, s) for r, (k, s) in enumerate(hits, start=1)]

@@ -1,0 +1,141 @@
+"""BM25 over tantivy: incremental, persistent, with commit points and term filters.
+
+Text is analyzed in Python (``analysis.analyze``) and stored pre-tokenized behind tantivy's
+whitespace tokenizer, so indexing and querying always agree on terms for every language.
+Scoring is tantivy's BM25 (k1 = 1.2, b = 0.75, Robertson/Lucene idf).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import tantivy
+
+from scimatch.engine.analysis import analyze
+from scimatch.engine.filters import Filters
+
+FACET_FIELDS = ("kind", "language", "funder", "org_kind", "region")
+MAX_QUERY_TERMS = 256
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("rowid", stored=True, indexed=True, fast=True)
+    builder.add_text_field("body", stored=False, tokenizer_name="whitespace", index_option="freq")
+    for name in FACET_FIELDS:
+        builder.add_text_field(name, stored=False, tokenizer_name="raw", index_option="basic")
+    builder.add_integer_field("year", stored=False, indexed=True, fast=True)
+    return builder.build()
+
+
+class TantivyIndex:
+    """The lexical side. ``generation`` is the last catalog change this index has applied."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.schema = _schema()
+        self._state_file = path.parent / "lexical.json"
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+        except ValueError:
+            shutil.rmtree(path)
+            path.mkdir(parents=True)
+            self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+            self._write_state(0)
+        self._writer: tantivy.IndexWriter | None = None
+        self.generation = self._read_state()
+
+    def _read_state(self) -> int:
+        try:
+            return int(json.loads(self._state_file.read_text())["generation"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    def _write_state(self, generation: int) -> None:
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"generation": generation}))
+        os.replace(tmp, self._state_file)
+
+    def _writer_(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            self._writer = self.index.writer(heap_size=128_000_000, num_threads=1)
+        return self._writer
+
+    def upsert(self, rows: Iterable[tuple[int, str, dict[str, Sequence[str]], int | None]]) -> None:
+        """Add or replace documents: (rowid, text, facet field → values, year)."""
+        writer = self._writer_()
+        for rowid, text, facets, year in rows:
+            writer.delete_documents_by_term("rowid", rowid)
+            doc = tantivy.Document()
+            doc.add_integer("rowid", rowid)
+            doc.add_text("body", " ".join(analyze(text)))
+            for name in FACET_FIELDS:
+                for value in facets.get(name, ()):
+                    doc.add_text(name, value)
+            if year is not None:
+                doc.add_integer("year", year)
+            writer.add_document(doc)
+
+    def delete(self, rowids: Iterable[int]) -> None:
+        writer = self._writer_()
+        for rowid in rowids:
+            writer.delete_documents_by_term("rowid", rowid)
+
+    def clear(self) -> None:
+        self._writer_().delete_all_documents()
+
+    def commit(self, generation: int) -> None:
+        """Tantivy's commit is atomic; the generation file follows it (replaying twice is harmless)."""
+        if self._writer is not None:
+            self._writer.commit()
+            self._writer.wait_merging_threads()
+            self._writer = None
+        self._write_state(generation)
+        self.generation = generation
+        self.index.reload()
+
+    def reload(self) -> None:
+        self.index.reload()
+        self.generation = self._read_state()
+
+    def count(self) -> int:
+        return self.index.searcher().num_docs
+
+    def _filter_queries(self, filters: Filters) -> list[tantivy.Query]:
+        queries: list[tantivy.Query] = []
+        for name, values in (("kind", filters.kinds), ("language", filters.languages),
+                             ("funder", filters.funders), ("org_kind", filters.org_kinds),
+                             ("region", filters.regions)):
+            if values:
+                queries.append(tantivy.Query.term_set_query(self.schema, name, list(values)))
+        if filters.year_min is not None or filters.year_max is not None:
+            queries.append(tantivy.Query.range_query(
+                self.schema, "year", tantivy.FieldType.Integer, filters.year_min, filters.year_max,
+            ))
+        return queries
+
+    def search(self, text: str, limit: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Top ``limit`` (rowid, bm25 score) for the analyzed query, filters applied first."""
+        terms = analyze(text)[:MAX_QUERY_TERMS]
+        if not terms or limit <= 0:
+            return []
+        should = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "body", t)) for t in terms]
+        query = tantivy.Query.boolean_query(should)
+        if filters is not None and not filters.is_empty():
+            must = [(tantivy.Occur.Must, query)]
+            must += [(tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0))
+                     for q in self._filter_queries(filters)]
+            must += [(tantivy.Occur.MustNot, tantivy.Query.term_query(self.schema, "rowid", r))
+                     for r in filters.exclude_rowids]
+            query = tantivy.Query.boolean_query(must)
+        searcher = self.index.searcher()
+        result = searcher.search(query, limit=limit, count=False)
+        hits = []
+        for score, address in result.hits:
+            hits.append((int(searcher.doc(address)["rowid"][0]), float(score)))
+        return hits

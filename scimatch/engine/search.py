@@ -1,0 +1,155 @@
+"""Hybrid search: filter, draw candidates from each side, fuse, facet, page, explain.
+
+Filters go to both sides before ranking, each side returns ``candidates`` documents, and the
+fused list is what facets count and pages slice. Passages of one document collapse into a
+single hit whose vector score is its best passage's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from scimatch.engine.catalog import Catalog
+from scimatch.engine.filters import Filters
+from scimatch.engine.fusion import Fused, fuse, single
+from scimatch.engine.lexical import TantivyIndex
+from scimatch.engine.results import MODES, Hit, ScoreBreakdown, SearchResult
+from scimatch.engine.snippets import snippet
+from scimatch.engine.vector import FaissIndex
+from scimatch.errors import UnknownChoiceError
+from scimatch.settings import Settings
+
+PASSAGES_PER_DOC = 3  # passages drawn per wanted document, so collapsing still fills the list
+
+
+class HybridSearcher:
+    def __init__(
+        self, catalog: Catalog, lexical: TantivyIndex, vector: FaissIndex,
+        encode_query: Callable[[str], np.ndarray], settings: Settings,
+    ) -> None:
+        self.catalog = catalog
+        self.lexical = lexical
+        self.vector = vector
+        self.encode_query = encode_query
+        self.settings = settings
+
+    # ---- candidate generation ----------------------------------------------------------------
+    def allowed_pids(self, filters: Filters) -> np.ndarray | None:
+        if filters.is_empty():
+            return None
+        where, params = filters.sql_where()
+        rows = self.catalog.execute(
+            f"SELECT p.pid FROM passages p JOIN documents d ON d.rowid = p.doc WHERE {where}", params
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vector_docs(
+        self, query_vectors: np.ndarray, limit: int, filters: Filters
+    ) -> list[tuple[int, float, int]]:
+        """Top documents by best passage over all query vectors: (rowid, score, passage seq)."""
+        allowed = self.allowed_pids(filters)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        scores, pids = self.vector.search(query_vectors, limit * PASSAGES_PER_DOC, allowed)
+        best: dict[int, tuple[float, int]] = {}
+        flat = [(float(s), int(p)) for row_s, row_p in zip(scores, pids, strict=True)
+                for s, p in zip(row_s, row_p, strict=True) if p >= 0]
+        where = self.catalog.passages_of([p for _, p in flat])
+        for score, pid in flat:
+            located = where.get(pid)
+            if located is None:  # a tombstone or a passage deleted since the index was saved
+                continue
+            doc, seq, _ = located
+            if doc not in best or score > best[doc][0]:
+                best[doc] = (score, seq)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+        return [(doc, score, seq) for doc, (score, seq) in ranked]
+
+    def ranked(
+        self, query: str, mode: str, filters: Filters, limit: int,
+        query_vectors: np.ndarray | None = None, lexical_query: str | None = None,
+    ) -> tuple[list[Fused], dict[int, int]]:
+        """The fused candidate list and, for vector hits, each document's best passage."""
+        if mode not in MODES:
+            raise UnknownChoiceError("mode", mode, list(MODES))
+        lexical: list[tuple[int, float]] = []
+        vector: list[tuple[int, float]] = []
+        best_passage: dict[int, int] = {}
+        if mode in ("bm25", "hybrid"):
+            lexical = self.lexical.search(lexical_query or query, limit, filters)
+        if mode in ("vector", "hybrid"):
+            if query_vectors is None:
+                query_vectors = self.encode_query(query)[None, :]
+            for doc, score, seq in self.vector_docs(query_vectors, limit, filters):
+                vector.append((doc, score))
+                best_passage[doc] = seq
+        if mode == "bm25":
+            return single(lexical, "lexical"), best_passage
+        if mode == "vector":
+            return single(vector, "vector"), best_passage
+        return fuse(lexical, vector, self.settings.fusion, self.settings.vector_weight,
+                    self.settings.rrf_k), best_passage
+
+    # ---- the full search ---------------------------------------------------------------------
+    def search(
+        self, query: str, mode: str = "hybrid", filters: Filters | None = None, page: int = 1,
+        page_size: int = 10, with_facets: bool = True,
+    ) -> SearchResult:
+        started = time.perf_counter()
+        filters = filters or Filters()
+        limit = max(self.settings.candidates, page * page_size)
+        fused, best_passage = self.ranked(query, mode, filters, limit)
+        window = fused[(page - 1) * page_size: page * page_size]
+        hits = self.hydrate(window, query, best_passage)
+        facets = self.facets([f.key for f in fused]) if with_facets else {}
+        took = (time.perf_counter() - started) * 1000
+        return SearchResult(query, mode, len(fused), page, page_size, hits, facets, round(took, 2))
+
+    def hydrate(self, window: Sequence[Fused], query: str, best_passage: dict[int, int]) -> list[Hit]:
+        """Turn fused keys into hits with snippet, organizations and the score breakdown."""
+        docs = self.catalog.get_many([f.key for f in window])
+        hits: list[Hit] = []
+        for f in window:
+            stored = docs.get(f.key)
+            if stored is None:  # deleted after the index was read
+                continue
+            rec = stored.record
+            text, matched = snippet(rec.text or rec.title, query)
+            orgs = list(dict.fromkeys(o.name for o in rec.organizations()))
+            hits.append(Hit(
+                id=rec.id, kind=rec.kind.value, title=rec.title, snippet=text, year=rec.year,
+                language=rec.language, organizations=orgs[:10], score=round(f.score, 6),
+                breakdown=ScoreBreakdown(f.lexical_rank, f.lexical_score, f.vector_rank,
+                                         f.vector_score, round(f.score, 6)),
+                matched_terms=matched, best_passage=best_passage.get(f.key),
+            ))
+        return hits
+
+    def facets(self, rowids: Sequence[int]) -> dict[str, dict[str, int]]:
+        """Counts by type, year, language, funder, organization kind and region over the candidates."""
+        result: dict[str, dict[str, int]] = {}
+        if not rowids:
+            return {name: {} for name in ("kind", "year", "language", "funder", "org_kind", "region")}
+        marks = ",".join("?" * len(rowids))
+        params = list(rowids)
+        for name in ("kind", "year", "language", "funder"):
+            rows = self.catalog.execute(
+                f"SELECT {name}, COUNT(*) FROM documents WHERE rowid IN ({marks}) AND {name} IS NOT NULL "
+                f"GROUP BY {name}", params,
+            )
+            result[name] = _sorted_counts({str(r[0]): r[1] for r in rows})
+        for name in ("kind", "region"):
+            rows = self.catalog.execute(
+                f"SELECT {name}, COUNT(DISTINCT doc) FROM doc_orgs WHERE doc IN ({marks}) "
+                f"AND {name} IS NOT NULL GROUP BY {name}", params,
+            )
+            result["org_kind" if name == "kind" else name] = _sorted_counts({r[0]: r[1] for r in rows})
+        return result
+
+
+def _sorted_counts(counts: dict[str, int]) -> dict[str, int]:
+    return dict(Counter(counts).most_common())

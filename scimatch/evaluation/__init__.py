@@ -1,0 +1,1 @@
+"""Evaluation commands: retrieval quality on BEIR-format sets (figures printed, never asserted)."""

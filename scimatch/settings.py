@@ -1,0 +1,43 @@
+"""One typed configuration, read from ``SCIMATCH_*`` environment variables or a ``.env`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path.home() / ".scimatch" / "index"
+
+
+class Settings(BaseSettings):
+    """Everything a deployment may tune. Defaults were chosen on SciFact's *train* queries."""
+
+    model_config = SettingsConfigDict(env_prefix="SCIMATCH_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="Folder holding the index.")
+    model: str = Field(default="minilm", description="Embedding model name from the registry.")
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+    encode_batch_size: int = Field(default=32, ge=1, le=1024)
+    index_batch_size: int = Field(default=256, ge=1, le=100_000)
+
+    passage_words: int = Field(default=200, ge=20, le=2000, description="Words per embedded passage.")
+    passage_overlap: int = Field(default=30, ge=0, le=500)
+
+    fusion: Literal["rrf", "weighted"] = "weighted"
+    rrf_k: int = Field(default=60, ge=1)
+    vector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    candidates: int = Field(default=100, ge=10, le=5000, description="Hits drawn from each side.")
+
+    ann_threshold: int = Field(default=20_000, ge=0, description="Passages above which HNSW is used.")
+    hnsw_m: int = Field(default=32, ge=4, le=128)
+    hnsw_ef_search: int = Field(default=128, ge=8, le=4096)
+    hnsw_ef_construction: int = Field(default=80, ge=8, le=4096)
+
+    max_query_chars: int = Field(default=2000, ge=10)
+    max_upload_bytes: int = Field(default=20_000_000, ge=1000)
+    max_similar_words: int = Field(default=15_000, ge=100)
+    admin_key: str | None = Field(default=None, description="Key for write endpoints (X-API-Key).")
