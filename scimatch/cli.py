@@ -118,13 +118,13 @@ def print_result(result, as_json: bool) -> None:
         return
     table = Table(title=f"{result.total} candidates for {result.query[:60]!r} ({result.mode}, {result.took_ms} ms)")
     for column in ("#", "id", "title", "year", "bm25 rank", "vector rank", "score"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "title" else None)
     start = (result.page - 1) * result.page_size
     for i, hit in enumerate(result.hits, start=start + 1):
         b = hit.breakdown
         table.add_row(str(i), hit.id, hit.title[:70], str(hit.year or ""), str(b.bm25_rank or "-"),
                       str(b.vector_rank or "-"), f"{hit.score:.4f}")
-    Console().print(table)
+    Console(width=max(Console().width, 130)).print(table)
 
 
 @app.command()
@@ -180,6 +180,51 @@ def repair(home: HomeOpt = None) -> None:
     console.print("rebuilt; problems found: " + ("; ".join(problems) if problems else "none"))
 
 
+SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
+DEMO_HOME = Path.home() / ".scimatch" / "demo"
+DEMO_QUERIES = ("hydrogen storage materials", "early detection of Alzheimer's disease")
+
+
+@app.command()
+def serve(
+    home: HomeOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) over an index folder."""
+    import uvicorn
+
+    from scimatch.api.main import create_app
+
+    settings = settings_for(home)
+    console.print(f"serving {settings.home} on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option("--home", help="Index folder for the demo.")] = DEMO_HOME,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Index and show example searches, then exit.")] = False,
+) -> None:
+    """Index the bundled sample (CORDIS projects and CC BY papers) if needed, show searches, serve it."""
+    from scimatch.indexer.pipeline import index_paths
+
+    paths = [SAMPLE_DIR / "cordis", SAMPLE_DIR / "pdfs"]
+    with open_engine(home) as engine:
+        console.print(f"indexing the bundled sample into {home} (first run embeds ~1,500 records; later runs skip them)")
+        summary = index_paths(engine, paths)
+        console.print(f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
+                      f"rejected {len(summary.rejected)}")
+        for rejection in summary.rejected:
+            console.print(f"[yellow]rejected[/yellow] {rejection}")
+        for query in DEMO_QUERIES:
+            print_result(engine.search(query, page_size=5), as_json=False)
+    if not no_serve:
+        serve(home=home, host=host, port=port)
+
+
 @eval_app.command("beir")
 def eval_beir(
     directory: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
@@ -206,6 +251,34 @@ def eval_beir(
         table.add_column(column)
     for mode, figures in results.items():
         table.add_row(mode, *(f"{figures[m]:.4f}" for m in ("ndcg@10", "recall@100", "mrr@10")))
+    Console().print(table)
+
+
+@eval_app.command("fusion")
+def eval_fusion(
+    directory: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option(help="qrels split to tune on (train; never tune on test).")] = "train",
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sweep fusion settings (RRF k, vector weight) on a split: how the defaults were chosen."""
+    from scimatch.evaluation.beir import sweep_fusion
+
+    try:
+        rows = sweep_fusion(directory, Settings(), split=split, home=home)
+    except ScimatchError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=f"hybrid fusion sweep, {directory.name} ({split} queries)")
+    for column in ("fusion", "vector weight", "rrf k", "nDCG@10", "recall@100", "MRR@10"):
+        table.add_column(column)
+    best = max(rows, key=lambda r: r["ndcg@10"])
+    for r in rows:
+        mark = " *" if r is best else ""
+        table.add_row(str(r["fusion"]), f"{r['vector_weight']:.2f}", str(r["rrf_k"]), f"{r['ndcg@10']:.4f}{mark}",
+                      f"{r['recall@100']:.4f}", f"{r['mrr@10']:.4f}")
     Console().print(table)
 
 

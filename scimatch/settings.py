@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     passage_overlap: int = Field(default=30, ge=0, le=500)
 
     fusion: Literal["rrf", "weighted"] = "weighted"
-    rrf_k: int = Field(default=60, ge=1)
-    vector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    rrf_k: int = Field(default=10, ge=1)
+    vector_weight: float = Field(default=0.45, ge=0.0, le=1.0)
     candidates: int = Field(default=100, ge=10, le=5000, description="Hits drawn from each side.")
 
     ann_threshold: int = Field(default=20_000, ge=0, description="Passages above which HNSW is used.")

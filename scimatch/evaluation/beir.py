@@ -88,3 +88,30 @@ def score_modes(
             runs[qid] = [rowid_to_id[f.key] for f in fused[:100]]
         results[mode] = mean_metrics(runs, qrels)
     return results
+
+
+FUSION_GRID: tuple[tuple[str, float, int], ...] = (
+    *(("rrf", 0.5, k) for k in (10, 20, 40, 60, 100)),
+    *(("weighted", w / 100, 60) for w in range(20, 85, 5)),
+)
+
+
+def sweep_fusion(
+    directory: Path, settings: Settings, split: str = "train", home: Path | None = None,
+) -> list[dict[str, object]]:
+    """Hybrid figures for each fusion setting on one split: how the shipped defaults were chosen.
+
+    Run it on ``train``; the defaults are the best train setting, and ``test`` is reported once.
+    """
+    corpus = directory / "corpus.jsonl"
+    settings = settings.model_copy(update={"home": home or eval_home(corpus, settings)})
+    qrels = load_qrels(directory / "qrels" / f"{split}.tsv")
+    queries = {q: t for q, t in load_queries(directory / "queries.jsonl").items() if q in qrels}
+    rows = []
+    with Engine(settings) as engine:
+        index_paths(engine, [corpus], fmt="beir", batch_size=settings.index_batch_size)
+        for fusion, weight, k in FUSION_GRID:
+            engine.settings.fusion, engine.settings.vector_weight, engine.settings.rrf_k = fusion, weight, k
+            figures = score_modes(engine, queries, qrels, ("hybrid",))["hybrid"]
+            rows.append({"fusion": fusion, "vector_weight": weight, "rrf_k": k, **figures})
+    return rows

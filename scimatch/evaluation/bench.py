@@ -161,6 +161,9 @@ def run_bench(
         raise ValueError(f"{corpus}: need at least 2 records, found {len(records)}")
     sizes = sorted(set(sizes or [len(records), BIG_SIZE]))  # small first: see peak memory notes
     query_texts, query_source = pick_queries(corpus, records, queries)
+    if not query_texts:
+        raise ValueError(f"{corpus}: no queries.jsonl beside it and no record titles to query with")
+    load_before = os.getloadavg()
     progress(f"loading model {settings.model} ({settings.dtype})")
     encoder = load_encoder(settings.model, settings.dtype, settings.encode_batch_size)
     result: dict = {
@@ -188,7 +191,12 @@ def run_bench(
     finally:
         shutil.rmtree(root, ignore_errors=True)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    result["notes"].append(f"model encode batch {settings.encode_batch_size}; torch threads = cpu count")
+    load_after = os.getloadavg()
+    # Other processes on the machine change every figure; say how busy it was so runs can be compared.
+    result["load_avg"] = {"start": [round(x, 2) for x in load_before], "end": [round(x, 2) for x in load_after]}
+    result["notes"].append(
+        f"load average (1/5/15 min) {result['load_avg']['start']} at start, {result['load_avg']['end']} at end; "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; model encode batch {settings.encode_batch_size}")
     return result
 
 

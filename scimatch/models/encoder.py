@@ -37,6 +37,9 @@ class Encoder:
     def __init__(self, spec: ModelSpec, dtype: str = "auto", batch_size: int = 32) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         self.spec = spec
         self.dtype = resolve_dtype(dtype)

@@ -1,0 +1,167 @@
+"""The command line, in process (typer's CliRunner), on a tiny real slice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer.main
+from conftest import native_line, scifact_lines
+from typer.testing import CliRunner
+
+from scimatch.cli import app
+
+runner = CliRunner()
+
+
+def command_paths(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and sub-command of a (typer) click group."""
+    paths = []
+    for name, command in group.commands.items():
+        paths.append((*prefix, name))
+        if hasattr(command, "commands"):
+            paths.extend(command_paths(command, (*prefix, name)))
+    return paths
+
+
+COMMANDS = command_paths(typer.main.get_command(app))
+
+
+def test_cli_has_the_expected_commands():
+    assert {c[0] for c in COMMANDS} >= {"index", "search", "similar", "delete", "stats", "repair", "eval"}
+    assert ("eval", "beir") in COMMANDS
+
+
+@pytest.mark.parametrize("path", [(), *COMMANDS], ids=lambda p: " ".join(p) or "app")
+def test_every_command_has_help(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+    assert len(result.output.strip().splitlines()) > 3
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, encoder):
+    """A native JSONL file of 8 real SciFact records, indexed through the CLI into a fresh home."""
+    folder = tmp_path_factory.mktemp("cli")
+    records = [native_line(line) for line in scifact_lines(400, 408)]
+    source = folder / "tiny.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    home = folder / "home"
+    result = runner.invoke(app, ["index", str(source), "--home", str(home), "--batch-size", "3"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary == {"added": 8, "updated": 0, "unchanged": 0, "rejected": []}
+    return source, home, records
+
+
+def test_index_again_reports_unchanged(tiny):
+    source, home, records = tiny
+    result = runner.invoke(app, ["index", str(source), "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["unchanged"] == len(records)
+    assert "unchanged 8" in result.output
+
+
+@pytest.mark.parametrize("mode", ["bm25", "vector", "hybrid"])
+def test_search_json(tiny, mode):
+    _, home, records = tiny
+    target = records[5]
+    result = runner.invoke(app, ["search", target["title"], "--home", str(home), "--mode", mode, "--json",
+                                 "--size", "3"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["mode"] == mode and 1 <= len(body["hits"]) <= 3
+    assert body["hits"][0]["id"] == target["id"]
+    assert "breakdown" in body["hits"][0] and "facets" in body
+
+
+def test_search_table(tiny):
+    _, home, records = tiny
+    result = runner.invoke(app, ["search", records[2]["title"], "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert records[2]["id"] in result.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--mode", "fuzzy"], "mode"),
+    (["--size", "0"], "size"),
+    (["--year-min", "2020", "--year-max", "2010"], "year"),
+])
+def test_bad_search_options_fail_with_a_message(tiny, args, fragment):
+    _, home, _ = tiny
+    result = runner.invoke(app, ["search", "autophagy", "--home", str(home), *args])
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert fragment in result.output
+
+
+def test_similar_stats_and_repair(tiny):
+    _, home, records = tiny
+    similar = runner.invoke(app, ["similar", records[0]["id"], "--home", str(home), "--json", "--size", "3"])
+    assert similar.exit_code == 0, similar.output
+    got = [h["id"] for h in json.loads(similar.stdout)["hits"]]
+    assert len(got) == 3 and records[0]["id"] not in got
+    stats = runner.invoke(app, ["stats", "--home", str(home)])
+    assert stats.exit_code == 0 and json.loads(stats.stdout)["documents"] == len(records)
+    repair = runner.invoke(app, ["repair", "--home", str(home)])
+    assert repair.exit_code == 0 and "problems found: none" in repair.output
+    neither = runner.invoke(app, ["similar", "--home", str(home)])
+    assert neither.exit_code != 0 and "exactly one" in neither.output
+    unknown = runner.invoke(app, ["similar", "no-such-record", "--home", str(home)])
+    assert unknown.exit_code != 0 and "no-such-record" in unknown.output
+
+
+def test_delete(tmp_path, encoder):
+    records = [native_line(line) for line in scifact_lines(410, 413)]
+    source = tmp_path / "three.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    home = tmp_path / "home"
+    assert runner.invoke(app, ["index", str(source), "--home", str(home)]).exit_code == 0
+    deleted = runner.invoke(app, ["delete", records[1]["id"], "--home", str(home)])
+    assert deleted.exit_code == 0 and "deleted 1" in deleted.output
+    stats = json.loads(runner.invoke(app, ["stats", "--home", str(home)]).stdout)
+    assert stats["documents"] == 2
+    missing = runner.invoke(app, ["delete", records[1]["id"], "--home", str(home)])
+    assert missing.exit_code != 0 and records[1]["id"] in missing.output
+
+
+def test_index_missing_file_names_it_and_fails(tmp_path):
+    missing = tmp_path / "no-such-file.jsonl"
+    result = runner.invoke(app, ["index", str(missing), "--home", str(tmp_path / "home")])
+    assert str(missing) in result.output.replace("\n", "")
+    assert result.exit_code != 0, "nothing could be indexed: the command must fail"
+
+
+def test_index_bad_lines_are_listed_with_file_and_line(tmp_path):
+    lines = scifact_lines(420, 423)
+    source = tmp_path / "mixed.jsonl"
+    source.write_text(json.dumps(native_line(lines[0])) + "\n" + lines[1][:40] + "\n"
+                      + json.dumps(native_line(lines[2])) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["index", str(source), "--home", str(tmp_path / "home")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["added"] == 2 and len(summary["rejected"]) == 1
+    assert summary["rejected"][0].startswith(f"{source}:2: invalid JSON")
+    assert f"{source}:2" in result.output.replace("\n", "")
+
+
+def test_index_unknown_format_fails_with_choices(tmp_path):
+    source = tmp_path / "one.jsonl"
+    source.write_text(json.dumps(native_line(scifact_lines(430, 431)[0])) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["index", str(source), "--home", str(tmp_path / "home"), "--format", "xml"])
+    assert result.exit_code != 0
+    assert "xml" in result.output and "jsonl" in result.output
+
+
+def test_mismatching_index_is_refused_with_a_message(tiny, tmp_path):
+    import shutil
+
+    _, home, _ = tiny
+    copy = tmp_path / "copy"
+    shutil.copytree(home, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["model"] = "another-model"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["stats", "--home", str(copy)])
+    assert result.exit_code != 0 and "another-model" in result.output
