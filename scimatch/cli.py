@@ -282,5 +282,26 @@ def eval_fusion(
     Console().print(table)
 
 
+@app.command()
+def bench(
+    corpus: Annotated[Path, typer.Option(help="Corpus to measure on (default: the bundled CORDIS sample).")] = SAMPLE_DIR / "cordis",
+    size: Annotated[list[int] | None, typer.Option(help="Index sizes for query latency (default: corpus size and 100000).")] = None,
+    queries: Annotated[int, typer.Option(min=5, help="Queries timed per mode and size.")] = 200,
+    index_docs: Annotated[int, typer.Option(min=10, help="Documents embedded for the indexing-throughput figures.")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Indexing docs/s vs raw encode, unchanged re-index, query p50/p95 per mode at two sizes, peak memory."""
+    from scimatch.evaluation.bench import format_bench, run_bench
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    try:
+        result = run_bench(corpus, sizes=size, queries=queries, index_docs=index_docs, progress=progress)
+    except ScimatchError as exc:
+        fail(str(exc))
+    print(json.dumps(result) if as_json else format_bench(result))
+
+
 if __name__ == "__main__":
     app()

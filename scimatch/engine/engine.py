@@ -123,6 +123,7 @@ class Engine:
             target = self.catalog.generation()
             store.rebuild_lexical(self.catalog, self.lexical, target)
             store.rebuild_vector(self.catalog, self.vector, target, self.identity())
+            self._seen_generation = target
         return problems
 
     # ---- writes ------------------------------------------------------------------------------

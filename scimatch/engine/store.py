@@ -31,9 +31,17 @@ def catch_up_lexical(catalog: Catalog, lexical: TantivyIndex, target: int) -> No
         rebuild_lexical(catalog, lexical, target)
         return
     changes = catalog.changes_since(lexical.generation)
+    if _mostly_new(catalog, changes.touched_docs):
+        rebuild_lexical(catalog, lexical, target)
+        return
     lexical.delete(changes.touched_docs)
     lexical.upsert(lexical_rows(catalog, changes.touched_docs))
     lexical.commit(target)
+
+
+def _mostly_new(catalog: Catalog, touched: list[int]) -> bool:
+    """A large gap (a fresh or long-stale index) is cheaper to rebuild than to replay."""
+    return len(touched) > 1000 and len(touched) > 0.5 * catalog.count()
 
 
 def rebuild_lexical(catalog: Catalog, lexical: TantivyIndex, target: int) -> None:
@@ -50,6 +58,9 @@ def catch_up_vector(catalog: Catalog, vector: FaissIndex, target: int, identity:
         rebuild_vector(catalog, vector, target, identity)
         return
     changes = catalog.changes_since(vector.generation)
+    if _mostly_new(catalog, changes.touched_docs):
+        rebuild_vector(catalog, vector, target, identity)
+        return
     vector.remove(np.asarray(changes.removed_pids, dtype=np.int64))
     pids, vectors = catalog.vectors_for_docs(changes.touched_docs)
     vector.upsert(pids, vectors)

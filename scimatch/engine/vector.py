@@ -98,7 +98,10 @@ class FaissIndex:
         if self.index.ntotal == 0 or k <= 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        k = min(k + self.tombstones, int(self.index.ntotal))
+        total = int(self.index.ntotal)
+        if self.tombstones:  # over-fetch in proportion to the dead share, so live hits still fill k
+            k = int(k / max(1.0 - self.tombstones / total, 0.5)) + 10
+        k = min(k, total)
         params = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))

@@ -44,7 +44,7 @@ class Encoder:
         self.spec = spec
         self.dtype = resolve_dtype(dtype)
         self.batch_size = batch_size
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
         model = SentenceTransformer(str(spec.path()), device="cpu", local_files_only=True)
         model.max_seq_length = spec.max_seq_length
         if self.dtype == "bfloat16":
