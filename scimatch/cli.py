@@ -284,8 +284,8 @@ def eval_fusion(
 
 @app.command()
 def bench(
-    corpus: Annotated[Path, typer.Option(help="Corpus to measure on (default: the bundled CORDIS sample).")] = SAMPLE_DIR / "cordis",
-    size: Annotated[list[int] | None, typer.Option(help="Index sizes for query latency (default: corpus size and 100000).")] = None,
+    corpus: Annotated[Path, typer.Option(help="Corpus to measure (default: bundled CORDIS sample).")] = SAMPLE_DIR / "cordis",
+    size: Annotated[list[int] | None, typer.Option(help="Index sizes (default: corpus size, 100000).")] = None,
     queries: Annotated[int, typer.Option(min=5, help="Queries timed per mode and size.")] = 200,
     index_docs: Annotated[int, typer.Option(min=10, help="Documents embedded for the indexing-throughput figures.")] = 1000,
     as_json: JsonOpt = False,
