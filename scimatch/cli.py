@@ -81,6 +81,8 @@ def index(
     console.print(f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
                   f"rejected {len(summary.rejected)}")
     print(json.dumps(asdict(summary)))
+    if summary.rejected and not (summary.added or summary.updated or summary.unchanged):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -102,6 +104,10 @@ def search(
     """Search the index (hybrid by default) and show hits with their score breakdown."""
     from scimatch.engine.filters import Filters
 
+    if not query.strip():
+        fail("the query is blank")
+    if year_min is not None and year_max is not None and year_min > year_max:
+        fail(f"--year-min {year_min} is after --year-max {year_max}")
     filters = Filters(tuple(kind or ()), tuple(language or ()), tuple(org_kind or ()), tuple(region or ()),
                       tuple(funder or ()), year_min, year_max)
     with open_engine(home) as engine:

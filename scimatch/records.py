@@ -13,7 +13,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 
 class RecordKind(StrEnum):
@@ -88,6 +88,12 @@ class RecordBase(_Strict):
         if any(ord(ch) < 32 for ch in value):
             raise ValueError("id must not contain control characters")
         return value
+
+    @model_validator(mode="after")
+    def _has_some_text(self) -> RecordBase:
+        if not (self.title.strip() or self.text.strip()):
+            raise ValueError("a record needs a title or a text")
+        return self
 
     def searchable_text(self) -> str:
         """Title and body as one string: what both the lexical and vector sides see."""

@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
 
     @app.exception_handler(InputError)
     async def bad_input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     @app.exception_handler(ScimatchError)
     async def domain_error(_: Request, exc: ScimatchError) -> JSONResponse:

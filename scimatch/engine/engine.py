@@ -180,7 +180,9 @@ class Engine:
             with self._rw.write():
                 self.lexical.reload()
                 self.vector.reload_if_newer()
-                self._seen_generation = target
+                # a writer may be between its catalog commit and its index save: only count as
+                # seen what both indexes hold, so the next search looks again
+                self._seen_generation = min(target, self.lexical.generation, self.vector.generation)
 
     def _encode_query(self, text: str) -> np.ndarray:
         return self.encoder.encode_query(text)

@@ -101,8 +101,9 @@ class HybridSearcher:
     ) -> SearchResult:
         started = time.perf_counter()
         filters = filters or Filters()
-        limit = max(self.settings.candidates, page * page_size)
-        fused, best_passage = self.ranked(query, mode, filters, limit)
+        # A fixed pool, so fusion normalises over the same lists whatever page is asked for:
+        # pages never overlap and ``total`` does not move (pages past the pool are empty).
+        fused, best_passage = self.ranked(query, mode, filters, self.settings.candidates)
         window = fused[(page - 1) * page_size: page * page_size]
         hits = self.hydrate(window, query, best_passage)
         facets = self.facets([f.key for f in fused]) if with_facets else {}

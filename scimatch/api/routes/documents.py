@@ -33,11 +33,11 @@ def add_documents(
             items.append(Rejection("body", number, describe_validation_error(exc)))
     summary = index_records(engine, items)
     if not (summary.added or summary.updated or summary.unchanged):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, {"rejected": summary.rejected})
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"rejected": summary.rejected})
     return asdict(summary)
 
 
-@router.delete("/documents/{doc_id}", response_model=DeletedOut)
+@router.delete("/documents/{doc_id:path}", response_model=DeletedOut)
 def delete_document(engine: EngineDep, doc_id: str) -> dict:
     if not engine.delete([doc_id]):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no record with id {doc_id!r}")

@@ -25,7 +25,7 @@ def build_filters(kind: list[RecordKind] | None, language: list[str] | None, org
                   region: list[str] | None, funder: list[str] | None, year_min: int | None,
                   year_max: int | None) -> Filters:
     if year_min is not None and year_max is not None and year_min > year_max:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "year_min is after year_max")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "year_min is after year_max")
     return Filters(
         tuple(k.value for k in kind or ()), tuple(language or ()), tuple(k.value for k in org_kind or ()),
         tuple(region or ()), tuple(funder or ()), year_min, year_max,
@@ -38,34 +38,37 @@ def search(
     q: Annotated[str, Query(min_length=1, description="The query text.")],
     mode: ModeParam = "hybrid",
     kind: Annotated[list[RecordKind] | None, Query()] = None,
-    language: Annotated[list[str] | None, Query(max_length=16)] = None,
+    language: Annotated[list[str] | None, Query()] = None,
     org_kind: Annotated[list[OrgKind] | None, Query()] = None,
-    region: Annotated[list[str] | None, Query(max_length=64)] = None,
-    funder: Annotated[list[str] | None, Query(max_length=200)] = None,
+    region: Annotated[list[str] | None, Query()] = None,
+    funder: Annotated[list[str] | None, Query()] = None,
     year_min: Annotated[int | None, Query(ge=1000, le=2200)] = None,
     year_max: Annotated[int | None, Query(ge=1000, le=2200)] = None,
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 10,
     facets: bool = True,
 ) -> dict:
+    if not q.strip():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the query is blank")
     if len(q) > settings.max_query_chars:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"query longer than {settings.max_query_chars} characters")
     filters = build_filters(kind, language, org_kind, region, funder, year_min, year_max)
     return asdict(engine.search(q, mode, filters, page, size, with_facets=facets))
 
 
-@router.get("/documents/{doc_id}")
-def get_document(engine: EngineDep, doc_id: str) -> dict:
-    """The stored record, as indexed."""
-    return engine.get(doc_id).model_dump(mode="json")
-
-
-@router.get("/documents/{doc_id}/similar", response_model=SearchOut)
+@router.get("/documents/{doc_id:path}/similar", response_model=SearchOut)
 def similar_to_document(
     engine: EngineDep, doc_id: str, size: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict:
+    """Related work for a stored record (ids may contain slashes, e.g. DOIs)."""
     return asdict(engine.similar_to_id(doc_id, limit=size))
+
+
+@router.get("/documents/{doc_id:path}")
+def get_document(engine: EngineDep, doc_id: str) -> dict:
+    """The stored record, as indexed."""
+    return engine.get(doc_id).model_dump(mode="json")
 
 
 @router.post(
@@ -93,13 +96,13 @@ async def similar_to_upload(request: Request, engine: EngineDep, settings: Setti
         try:
             payload = SimilarTextIn.model_validate_json(body)
         except ValidationError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, json.loads(exc.json())) from exc
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json.loads(exc.json())) from exc
         text, size = payload.text, payload.size
     else:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
                             "send application/json {\"text\": ...} or multipart/form-data with a PDF 'file'")
     if not text.strip():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "no text to compare")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no text to compare")
     return asdict(engine.similar_to_text(text, limit=size))
 
 
@@ -109,9 +112,9 @@ async def _read_form(request: Request, max_bytes: int) -> tuple[str, int]:
     try:
         size = int(str(size_field))
     except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "size must be an integer") from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "size must be an integer") from None
     if not 1 <= size <= 100:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "size must be between 1 and 100")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "size must be between 1 and 100")
     upload = form.get("file")
     if upload is not None and not isinstance(upload, str):
         data = await upload.read(max_bytes + 1)
@@ -121,4 +124,4 @@ async def _read_form(request: Request, max_bytes: int) -> tuple[str, int]:
     text = form.get("text")
     if isinstance(text, str):
         return text, size
-    raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give a 'text' field or a PDF 'file'")
+    raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give a 'text' field or a PDF 'file'")
