@@ -13,11 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from scimatch.engine import store
-from scimatch.engine.analysis import analyze
 from scimatch.engine.catalog import Catalog, PendingWrite
 from scimatch.engine.filters import Filters
+from scimatch.engine.grants import FUNDED_KINDS, RelatedGrant, funded_hits
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.locks import ReadWriteLock
+from scimatch.engine.matching import MatchResult
+from scimatch.engine.orggraph import OrgGraph
+from scimatch.engine.partners import PartnerMatcher, PartnerQuery
 from scimatch.engine.passages import split_passages
 from scimatch.engine.results import IndexSummary, SearchResult
 from scimatch.engine.search import HybridSearcher
@@ -51,6 +54,11 @@ class Engine:
                                        self.settings)
         self._seen_generation = -1
         self._rw = ReadWriteLock()
+        self.graph = OrgGraph(self.catalog)
+        self.partners = PartnerMatcher(
+            self.catalog, self.lexical, self.searcher, self.graph, lambda texts: self.encoder.encode_passages(texts),
+            self.settings.passage_words, self.settings.passage_overlap, self.settings.max_similar_words,
+        )
         self.refresh()
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -220,7 +228,7 @@ class Engine:
 
     def _similar(self, text: str, vectors: np.ndarray, limit: int, filters: Filters) -> SearchResult:
         with self._rw.read():
-            key_terms = " ".join(self._key_terms(text))
+            key_terms = " ".join(self.lexical.key_terms(text))
             fused, best = self.searcher.ranked(
                 text[:200], "hybrid", filters, max(self.settings.candidates, limit),
                 query_vectors=vectors, lexical_query=key_terms,
@@ -228,21 +236,19 @@ class Engine:
             hits = self.searcher.hydrate(fused[:limit], key_terms, best)
         return SearchResult(text[:200], "hybrid", len(fused), 1, limit, hits, {}, 0.0)
 
-    def _key_terms(self, text: str, count: int = 32) -> list[str]:
-        """The text's most distinctive stems (tf × idf), a 'more like this' query for BM25."""
-        import math
-        from collections import Counter
+    def related_grants_for_text(self, text: str, limit: int = 10) -> list[RelatedGrant]:
+        """Grants and projects a text (a proposal, a paper) relates to."""
+        return funded_hits(self.catalog, self.similar_to_text(text, limit, Filters(kinds=FUNDED_KINDS)))
 
-        tf = Counter(analyze(text))
-        searcher = self.lexical.index.searcher()
-        n = max(searcher.num_docs, 1)
-        weighted = []
-        for term, freq in tf.items():
-            df = searcher.doc_freq("body", term)
-            if df:
-                weighted.append((freq * math.log(1 + n / df), term))
-        weighted.sort(reverse=True)
-        return [term for _, term in weighted[:count]]
+    def related_grants_for_id(self, doc_id: str, limit: int = 10) -> list[RelatedGrant]:
+        """Grants and projects related to a stored project or publication."""
+        return funded_hits(self.catalog, self.similar_to_id(doc_id, limit, Filters(kinds=FUNDED_KINDS)))
+
+    def match_partners(self, query: PartnerQuery) -> MatchResult:
+        """Research organisations for a need statement, with evidence and calibrated confidence."""
+        self._sync_reader()
+        with self._rw.read():
+            return self.partners.match(query)
 
     def stats(self) -> dict[str, object]:
         kinds = {r[0]: r[1] for r in self.catalog.execute(

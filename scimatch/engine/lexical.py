@@ -8,8 +8,10 @@ Scoring is tantivy's BM25 (k1 = 1.2, b = 0.75, Robertson/Lucene idf).
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -118,6 +120,19 @@ class TantivyIndex:
                 self.schema, "year", tantivy.FieldType.Integer, filters.year_min, filters.year_max,
             ))
         return queries
+
+    def key_terms(self, text: str, count: int = 32) -> list[str]:
+        """The text's most distinctive stems (tf × idf): a 'more like this' query for BM25."""
+        tf = Counter(analyze(text))
+        searcher = self.index.searcher()
+        n = max(searcher.num_docs, 1)
+        weighted = []
+        for term, freq in tf.items():
+            df = searcher.doc_freq("body", term)
+            if df:
+                weighted.append((freq * math.log(1 + n / df), term))
+        weighted.sort(reverse=True)
+        return [term for _, term in weighted[:count]]
 
     def search(self, text: str, limit: int, filters: Filters | None = None) -> list[tuple[int, float]]:
         """Top ``limit`` (rowid, bm25 score) for the analyzed query, filters applied first."""

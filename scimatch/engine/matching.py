@@ -1,0 +1,176 @@
+"""Partner matching: a need statement → research organisations, ranked with their evidence.
+
+Text evidence stays per document (never one blurred profile vector): the need is searched like a
+query (hybrid, its passages against every document's passages), and an organisation's text score
+is a decayed sum of its best evidence documents. Other signals a good matcher uses are added as
+features: past collaboration with the asker, activity, and same country / region. A logistic model
+(``partner_model.json``, fitted by ``scimatch eval partners --fit`` on *training* projects only)
+turns the features into a calibrated probability that the organisation is a fitting partner.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scimatch.engine.fusion import Fused
+from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph, OrgInfo
+
+MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "partner_model.json"
+FEATURES = ("text_bm25", "text_vector", "collaboration", "activity", "same_country", "same_region")
+EVIDENCE_DECAY = (1.0, 0.5, 0.25)
+REGION_MODES = ("any", "first", "only")
+
+
+@dataclass(frozen=True)
+class PartnerModel:
+    """Logistic weights over FEATURES; ``min_confidence`` is the 'no strong match' cut-off."""
+
+    weights: dict[str, float]
+    intercept: float
+    min_confidence: float = 0.15
+    provenance: str = "hand-set"
+
+    def score(self, features: dict[str, float]) -> float:
+        z = self.intercept + sum(self.weights.get(name, 0.0) * features.get(name, 0.0) for name in FEATURES)
+        return 1.0 / (1.0 + math.exp(-z))
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> PartnerModel:
+        if not path.exists():
+            return cls(weights={"text_bm25": 2.0, "text_vector": 4.0, "collaboration": 1.5, "activity": 0.3},
+                       intercept=-6.0)
+        data = json.loads(path.read_text())
+        return cls(data["weights"], data["intercept"], data.get("min_confidence", 0.15), data.get("provenance", ""))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    id: str
+    title: str
+    year: int | None
+    score: float
+    passage: str
+
+
+@dataclass(frozen=True)
+class OrgMatch:
+    id: str
+    name: str
+    kind: str | None
+    country: str | None
+    region: str | None
+    city: str | None
+    score: float
+    confidence: float
+    signals: dict[str, float]
+    evidence: list[Evidence]
+    worked_with_asker: bool
+    shared_projects: int
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    matches: list[OrgMatch]
+    no_strong_match: bool
+    message: str
+    min_confidence: float
+    candidates: int
+    took_ms: float = 0.0
+    asker: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One organisation's features plus the documents that support it (before hydration)."""
+
+    info: OrgInfo
+    features: dict[str, float]
+    evidence_docs: list[tuple[int, float]]
+    shared: int
+
+
+def _minmax(values: Sequence[float]) -> list[float]:
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    return [1.0 if high - low < 1e-12 else (v - low) / (high - low) for v in values]
+
+
+def _decayed(scores: list[float]) -> float:
+    top = sorted(scores, reverse=True)[: len(EVIDENCE_DECAY)]
+    return sum(w * s for w, s in zip(EVIDENCE_DECAY, top, strict=False))
+
+
+def candidate_features(
+    graph: OrgGraph, fused: Sequence[Fused], asker: Sequence[str], kinds: Sequence[str] = RESEARCH_KINDS,
+    exclude_docs: frozenset[int] = frozenset(), region: str | None = None,
+) -> list[Candidate]:
+    """Features for every organisation of the wanted kinds that the text or the asker's history suggests."""
+    bm25_norm = dict(zip([f.key for f in fused if f.lexical_score is not None],
+                         _minmax([f.lexical_score for f in fused if f.lexical_score is not None]), strict=True))
+    vector = {f.key: max(f.vector_score, 0.0) for f in fused if f.vector_score is not None}
+    per_org_docs: dict[str, list[int]] = {}
+    for f in fused:
+        for key in graph.doc_orgs.get(f.key, ()):
+            info = graph.orgs[key]
+            if info.kind in kinds and key not in asker:
+                per_org_docs.setdefault(key, []).append(f.key)
+    collaboration: dict[str, int] = {}
+    for asker_key in asker:
+        for partner, count in graph.partners(asker_key, exclude_docs).items():
+            if graph.orgs[partner].kind in kinds and partner not in asker:
+                collaboration[partner] = collaboration.get(partner, 0) + count
+                per_org_docs.setdefault(partner, [])
+    asker_infos = [graph.orgs[a] for a in asker if a in graph.orgs]
+    countries = {i.country for i in asker_infos if i.country}
+    regions = {region} if region else {i.region for i in asker_infos if i.region}
+    candidates = []
+    for key, docs in per_org_docs.items():
+        info = graph.orgs[key]
+        shared = collaboration.get(key, 0)
+        features = {
+            "text_bm25": _decayed([bm25_norm.get(d, 0.0) for d in docs]),
+            "text_vector": _decayed([vector.get(d, 0.0) for d in docs]),
+            "collaboration": math.log1p(shared),
+            "activity": math.log1p(graph.activity(key, exclude_docs)),
+            "same_country": 1.0 if info.country and info.country in countries else 0.0,
+            "same_region": 1.0 if info.region and info.region in regions else 0.0,
+        }
+        doc_scores = {f.key: f.score for f in fused}
+        evidence = sorted(((d, doc_scores.get(d, 0.0)) for d in docs), key=lambda kv: -kv[1])
+        candidates.append(Candidate(info, features, evidence, shared))
+    return candidates
+
+
+def rank_candidates(
+    candidates: list[Candidate], model: PartnerModel, region_mode: str = "any", region: str | None = None,
+) -> list[tuple[Candidate, float]]:
+    """Order by calibrated confidence; ``first`` puts the region's organisations ahead, ``only`` keeps just them."""
+    if region_mode not in REGION_MODES:
+        raise ValueError(f"unknown region mode {region_mode!r}; valid: {', '.join(REGION_MODES)}")
+    scored = [(c, model.score(c.features)) for c in candidates]
+    if region_mode == "only":
+        scored = [(c, p) for c, p in scored if _in_region(c, region)]
+    key = (lambda cp: (not _in_region(cp[0], region), -cp[1])) if region_mode == "first" else (lambda cp: -cp[1])
+    return sorted(scored, key=key)
+
+
+def _in_region(candidate: Candidate, region: str | None) -> bool:
+    if region is None:
+        return candidate.features["same_region"] > 0
+    return candidate.info.region == region or candidate.info.country == region
+
+
+def feature_matrix(candidates: Sequence[Candidate]) -> np.ndarray:
+    return np.array([[c.features[name] for name in FEATURES] for c in candidates], dtype=np.float64)
+
+
+def timer() -> float:
+    return time.perf_counter()

@@ -1,0 +1,118 @@
+"""Who did what with whom: organisations, their documents and their partners, kept in memory.
+
+Built once from the catalog's ``doc_orgs`` links and then updated incrementally from the change log,
+so capability profiles and collaboration signals follow every write without a full rescan.
+An organisation's key is its id, or its name where the source gives no id.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from scimatch.engine.catalog import Catalog
+
+RESEARCH_KINDS = ("university", "research_institute")
+
+
+@dataclass
+class OrgInfo:
+    key: str
+    name: str
+    kind: str | None
+    country: str | None
+    region: str | None
+    city: str | None
+    docs: set[int] = field(default_factory=set)
+
+
+class OrgGraph:
+    """Organisation → documents and document → organisations, with the catalog generation it reflects."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.orgs: dict[str, OrgInfo] = {}
+        self.doc_orgs: dict[int, set[str]] = defaultdict(set)
+        self.doc_year: dict[int, int | None] = {}
+        self.generation = -1
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Catch up with the catalog: replay touched documents only."""
+        target = self.catalog.generation()
+        if target == self.generation:
+            return
+        with self._lock:
+            if self.generation < 0:
+                self._load(None)
+            else:
+                touched = self.catalog.changes_since(self.generation).touched_docs
+                for doc in touched:
+                    self._forget(doc)
+                self._load(touched)
+            self.generation = target
+
+    def _forget(self, doc: int) -> None:
+        for key in self.doc_orgs.pop(doc, set()):
+            info = self.orgs.get(key)
+            if info is not None:
+                info.docs.discard(doc)
+        self.doc_year.pop(doc, None)
+
+    def _load(self, docs: list[int] | None) -> None:
+        sql = ("SELECT o.doc, COALESCE(o.org_id, o.name), o.name, o.kind, o.country, o.region, o.city, d.year "
+               "FROM doc_orgs o JOIN documents d ON d.rowid = o.doc")
+        if docs is None:
+            rows = self.catalog.execute(sql)
+        else:
+            rows = []
+            for start in range(0, len(docs), 500):
+                chunk = docs[start:start + 500]
+                rows += self.catalog.execute(sql + f" WHERE o.doc IN ({','.join('?' * len(chunk))})", chunk)
+        for doc, key, name, kind, country, region, city, year in rows:
+            info = self.orgs.get(key)
+            if info is None:
+                info = self.orgs[key] = OrgInfo(key, name, kind, country, region, city)
+            else:  # keep the most specific facts any record gives
+                info.kind = info.kind or kind
+                info.region = info.region or region
+                info.city = info.city or city
+                info.country = info.country or country
+            info.docs.add(doc)
+            self.doc_orgs[doc].add(key)
+            self.doc_year[doc] = year
+
+    # ---- questions the matcher asks ---------------------------------------------------------
+    def partners(self, key: str, exclude_docs: frozenset[int] = frozenset()) -> Counter[str]:
+        """How many documents each other organisation shares with ``key``."""
+        counts: Counter[str] = Counter()
+        info = self.orgs.get(key)
+        if info is None:
+            return counts
+        for doc in info.docs - exclude_docs:
+            for other in self.doc_orgs.get(doc, ()):
+                if other != key:
+                    counts[other] += 1
+        return counts
+
+    def activity(self, key: str, exclude_docs: frozenset[int] = frozenset()) -> int:
+        info = self.orgs.get(key)
+        return 0 if info is None else len(info.docs - exclude_docs)
+
+    def years(self, key: str) -> dict[int, int]:
+        info = self.orgs.get(key)
+        if info is None:
+            return {}
+        counts = Counter(self.doc_year.get(d) for d in info.docs)
+        return {y: n for y, n in sorted(counts.items(), key=lambda kv: kv[0] or 0) if y is not None}
+
+    def find(self, key_or_name: str) -> OrgInfo | None:
+        """An organisation by id, or by exact (case-insensitive) name."""
+        if key_or_name in self.orgs:
+            return self.orgs[key_or_name]
+        wanted = key_or_name.casefold()
+        for info in self.orgs.values():
+            if info.name.casefold() == wanted:
+                return info
+        return None

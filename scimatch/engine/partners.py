@@ -1,0 +1,115 @@
+"""Partner and expert matching on top of hybrid search: ranks organisations, hydrates evidence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scimatch.engine.catalog import Catalog
+from scimatch.engine.filters import Filters
+from scimatch.engine.fusion import Fused
+from scimatch.engine.lexical import TantivyIndex
+from scimatch.engine.matching import (
+    Candidate,
+    Evidence,
+    MatchResult,
+    OrgMatch,
+    PartnerModel,
+    candidate_features,
+    rank_candidates,
+)
+from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph
+from scimatch.engine.passages import split_passages
+from scimatch.engine.search import HybridSearcher
+from scimatch.engine.snippets import snippet
+from scimatch.errors import NotFoundError, ScimatchError
+
+MATCH_POOL = 300  # documents drawn from each side; organisations are gathered from all of them
+MAX_EVIDENCE = 5
+
+
+@dataclass(frozen=True)
+class PartnerQuery:
+    text: str
+    asker: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = RESEARCH_KINDS
+    region: str | None = None
+    region_mode: str = "any"
+    limit: int = 10
+    exclude_docs: frozenset[int] = frozenset()
+
+
+class PartnerMatcher:
+    def __init__(self, catalog: Catalog, lexical: TantivyIndex, searcher: HybridSearcher, graph: OrgGraph,
+                 encode_passages: Callable[[list[str]], np.ndarray], passage_words: int, passage_overlap: int,
+                 max_words: int) -> None:
+        self.catalog = catalog
+        self.lexical = lexical
+        self.searcher = searcher
+        self.graph = graph
+        self.encode_passages = encode_passages
+        self.passage_words = passage_words
+        self.passage_overlap = passage_overlap
+        self.max_words = max_words
+        self.model = PartnerModel.load()
+
+    def resolve_asker(self, asker: Sequence[str]) -> list[str]:
+        """Asker organisations by id or exact name; an unknown one is an error, not silently dropped."""
+        keys = []
+        for name in asker:
+            info = self.graph.find(name)
+            if info is None:
+                raise NotFoundError(f"no organisation with id or name {name!r}")
+            keys.append(info.key)
+        return keys
+
+    def evidence_pool(self, text: str, exclude_docs: frozenset[int], mode: str = "hybrid") -> tuple[list[Fused], str]:
+        """The documents the need statement resembles (passages of a long text all take part)."""
+        words = text.split()[: self.max_words]
+        if not words:
+            raise ScimatchError("the need statement is empty")
+        passages = split_passages(" ".join(words), self.passage_words, self.passage_overlap)
+        vectors = self.encode_passages(passages) if mode != "bm25" else None
+        terms = " ".join(self.lexical.key_terms(" ".join(words)))
+        filters = Filters(exclude_rowids=tuple(sorted(exclude_docs)))
+        fused, _ = self.searcher.ranked(" ".join(words[:64]), mode, filters, MATCH_POOL,
+                                        query_vectors=vectors, lexical_query=terms or " ".join(words[:64]))
+        return fused, terms
+
+    def match(self, query: PartnerQuery) -> MatchResult:
+        started = time.perf_counter()
+        self.graph.refresh()
+        asker = self.resolve_asker(query.asker)
+        fused, terms = self.evidence_pool(query.text, query.exclude_docs)
+        candidates = candidate_features(self.graph, fused, asker, query.kinds, query.exclude_docs, query.region)
+        ranked = rank_candidates(candidates, self.model, query.region_mode, query.region)
+        confident = [(c, p) for c, p in ranked if p >= self.model.min_confidence][: query.limit]
+        matches = [self._hydrate(c, p, terms) for c, p in confident]
+        none = not matches
+        message = (f"no strong match: no organisation reaches confidence {self.model.min_confidence:.2f}"
+                   if none else f"{len(matches)} organisations at confidence ≥ {self.model.min_confidence:.2f}")
+        took = round((time.perf_counter() - started) * 1000, 1)
+        return MatchResult(matches, none, message, self.model.min_confidence, len(candidates), took, asker)
+
+    def _hydrate(self, candidate: Candidate, confidence: float, terms: str) -> OrgMatch:
+        info = candidate.info
+        top = [(d, s) for d, s in candidate.evidence_docs if s > 0][:MAX_EVIDENCE]
+        docs = self.catalog.get_many([d for d, _ in top])
+        evidence = []
+        for doc, score in top:
+            stored = docs.get(doc)
+            if stored is None:
+                continue
+            rec = stored.record
+            passage, _ = snippet(rec.text or rec.title, terms)
+            evidence.append(Evidence(rec.id, rec.title, rec.year, round(score, 4), passage))
+        signals = {name: round(value, 4) for name, value in candidate.features.items()}
+        return OrgMatch(
+            id=info.key, name=info.name, kind=info.kind, country=info.country, region=info.region,
+            city=info.city, score=round(self.model.score(candidate.features), 4), confidence=round(confidence, 4),
+            signals=signals, evidence=evidence, worked_with_asker=candidate.shared > 0,
+            shared_projects=candidate.shared,
+        )
