@@ -173,11 +173,23 @@ def delete(ids: Annotated[list[str], typer.Argument(help="Record ids to remove."
         raise typer.Exit(1)
 
 
-@app.command()
-def stats(home: HomeOpt = None) -> None:
+stats_app = typer.Typer(help="Counts of what the index holds; `stats regions` for regional indicators.")
+app.add_typer(stats_app, name="stats")
+
+
+@stats_app.callback(invoke_without_command=True)
+def stats(ctx: typer.Context, home: HomeOpt = None) -> None:
     """Counts of what the index holds."""
+    if ctx.invoked_subcommand is not None:
+        return
     with open_engine(home) as engine:
         print(json.dumps(engine.stats(), indent=2, ensure_ascii=False))
+
+
+def _register_regions() -> None:
+    from scimatch.cli_regions import regions_command
+
+    stats_app.command("regions")(regions_command)
 
 
 @app.command()
@@ -393,6 +405,8 @@ def eval_partners(
     Console().print(table)
     console.print(f"calibration of the top-10 confidences: {result['calibration']}; model: {result['model']}")
 
+
+_register_regions()
 
 if __name__ == "__main__":
     app()

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from scimatch.api.routes import documents, match, search, system
+from scimatch.api.routes import documents, match, regions, search, system
 from scimatch.engine.engine import Engine
 from scimatch.errors import InputError, NotFoundError, ScimatchError
 from scimatch.models import Encoder
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
 
     app = FastAPI(title="scimatch", version="0.1.0", lifespan=lifespan,
                   description="Hybrid search and matching over publications, projects, grants and organizations.")
-    for module in (match, search, documents, system):
+    for module in (match, regions, search, documents, system):
         app.include_router(module.router)
 
     @app.exception_handler(NotFoundError)

@@ -301,6 +301,18 @@ class Catalog:
                 ).fetchall())
         return _stack(rows)
 
+    def passage_docs(self, pids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """pid → (document rowid, passage number), without the text (the search hot path)."""
+        result: dict[int, tuple[int, int]] = {}
+        conn = self._conn()
+        for start in range(0, len(pids), 900):
+            chunk = [int(p) for p in pids[start:start + 900]]
+            for row in conn.execute(
+                f"SELECT pid, doc, seq FROM passages WHERE pid IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                result[row[0]] = (row[1], row[2])
+        return result
+
     def passages_of(self, pids: Sequence[int]) -> dict[int, tuple[int, int, str]]:
         """pid → (document rowid, passage number, passage text)."""
         result: dict[int, tuple[int, int, str]] = {}

@@ -116,6 +116,7 @@ class Engine:
         if self._seen_generation == target and self.lexical.generation == target:
             return
         with self._write_lock():
+            self.searcher.invalidate()
             target = self.catalog.generation()
             store.catch_up_lexical(self.catalog, self.lexical, target)
             store.catch_up_vector(self.catalog, self.vector, target, self.identity())
@@ -127,6 +128,7 @@ class Engine:
     def repair(self) -> list[str]:
         """Check the derived indexes against the catalog and rebuild what differs (no re-embedding)."""
         with self._write_lock():
+            self.searcher.invalidate()
             problems = store.verify(self.catalog, self.lexical, self.vector)
             target = self.catalog.generation()
             store.rebuild_lexical(self.catalog, self.lexical, target)
@@ -175,6 +177,7 @@ class Engine:
         return deleted
 
     def _catch_up(self) -> None:
+        self.searcher.invalidate()
         target = self.catalog.generation()
         store.catch_up_lexical(self.catalog, self.lexical, target)
         store.catch_up_vector(self.catalog, self.vector, target, self.identity())
@@ -186,6 +189,7 @@ class Engine:
         target = self.catalog.generation()
         if target != self._seen_generation:
             with self._rw.write():
+                self.searcher.invalidate()
                 self.lexical.reload()
                 self.vector.reload_if_newer()
                 # a writer may be between its catalog commit and its index save: only count as

@@ -36,6 +36,18 @@ class HybridSearcher:
         self.vector = vector
         self.encode_query = encode_query
         self.settings = settings
+        self._pid_docs: dict[int, tuple[int, int]] = {}
+
+    def invalidate(self) -> None:
+        """Forget cached passage → document links (called whenever the catalog changes)."""
+        self._pid_docs = {}
+
+    def _locate(self, pids: list[int]) -> dict[int, tuple[int, int]]:
+        cache = self._pid_docs
+        missing = [p for p in pids if p not in cache]
+        if missing:
+            cache.update(self.catalog.passage_docs(missing))
+        return {p: cache[p] for p in pids if p in cache}
 
     # ---- candidate generation ----------------------------------------------------------------
     def allowed_pids(self, filters: Filters) -> np.ndarray | None:
@@ -58,12 +70,12 @@ class HybridSearcher:
         best: dict[int, tuple[float, int]] = {}
         flat = [(float(s), int(p)) for row_s, row_p in zip(scores, pids, strict=True)
                 for s, p in zip(row_s, row_p, strict=True) if p >= 0]
-        where = self.catalog.passages_of([p for _, p in flat])
+        where = self._locate([p for _, p in flat])
         for score, pid in flat:
             located = where.get(pid)
             if located is None:  # a tombstone or a passage deleted since the index was saved
                 continue
-            doc, seq, _ = located
+            doc, seq = located
             if doc not in best or score > best[doc][0]:
                 best[doc] = (score, seq)
         ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]

@@ -17,6 +17,12 @@ import faiss
 import numpy as np
 
 TOMBSTONE_REBUILD_SHARE = 0.2
+BUILD_THREADS = max(1, len(os.sched_getaffinity(0)))
+
+# torch (query encoding) and faiss each bring an OpenMP runtime; two pools spinning on two cores
+# starve each other (a query encode went from ~7 ms to ~100 ms). One query's search is cheap, so
+# searches run single-threaded and only bulk builds use every core.
+faiss.omp_set_num_threads(1)
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,11 @@ class FaissIndex:
         self.index = self._empty(self.kind)
         self.tombstones = 0
         if len(pids):
-            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), pids.astype(np.int64))
+            faiss.omp_set_num_threads(BUILD_THREADS)
+            try:
+                self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), pids.astype(np.int64))
+            finally:
+                faiss.omp_set_num_threads(1)
 
     def needs_rebuild(self) -> bool:
         """True when the flat index outgrew the threshold or HNSW carries too many tombstones."""

@@ -49,6 +49,7 @@ class Encoder:
         model.max_seq_length = spec.max_seq_length
         if self.dtype == "bfloat16":
             model = model.to(torch.bfloat16)
+        model.eval()
         self._model = model
 
     @property
@@ -75,7 +76,15 @@ class Encoder:
         return self._encode(texts, self.spec.query_prefix)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode_queries([text])[0]
+        """One query straight through the model's modules: ``encode`` re-walks every submodule
+        (``.eval()``, batching) on each call, which costs a third of a short query's time."""
+        import torch
+
+        with torch.inference_mode():
+            features = self._model.preprocess([self.spec.query_prefix + text])
+            output = self._model(features)["sentence_embedding"]
+            vector = torch.nn.functional.normalize(output.float(), dim=-1)
+        return np.ascontiguousarray(vector[0].numpy(), dtype=np.float32)
 
 
 @lru_cache(maxsize=4)
