@@ -362,16 +362,55 @@ def match_partners(
             result = engine.match_partners(query)
         except (ScimatchError, ValueError) as exc:
             fail(str(exc))
+    print_matches(result, as_json, "partners")
+
+
+def print_matches(result, as_json: bool, title: str) -> None:
     if as_json:
         print(json.dumps(asdict(result), ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"partners ({result.message}; {result.took_ms} ms)")
+    table = Table(title=f"{title} ({result.message}; {result.took_ms} ms)")
     for column in ("#", "organisation", "kind", "region", "confidence", "worked with asker", "evidence"):
         table.add_column(column, overflow="fold")
     for i, m in enumerate(result.matches, start=1):
         table.add_row(str(i), m.name[:50], m.kind or "", m.region or m.country or "", f"{m.confidence:.2f}",
                       "yes" if m.worked_with_asker else "no", "; ".join(e.title[:40] for e in m.evidence[:3]))
     Console(width=max(Console().width, 150)).print(table)
+
+
+@match_app.command("enterprises")
+def match_enterprises(
+    organization: Annotated[str, typer.Argument(help="Research organisation id or exact name.")],
+    region: Annotated[str | None, typer.Option(help="Region code for --region-mode.")] = None,
+    region_mode: Annotated[str, typer.Option(help="any, first or only.")] = "any",
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The reverse direction: enterprises whose projects fit an institute's capabilities."""
+    with open_engine(home) as engine:
+        try:
+            result = engine.match_enterprises(organization, limit, region, region_mode)
+        except (ScimatchError, ValueError) as exc:
+            fail(str(exc))
+    print_matches(result, as_json, "enterprises")
+
+
+@match_app.command("experts")
+def match_experts(
+    text: Annotated[str | None, typer.Argument(help="A topic or text (or use --pdf).")] = None,
+    pdf: Annotated[Path | None, typer.Option(help="A PDF with the text.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    home: HomeOpt = None,
+) -> None:
+    """Scientists whose publications fit a topic, with evidence and affiliation (JSON)."""
+    need = read_need(text, pdf)
+    with open_engine(home) as engine:
+        try:
+            result = engine.match_experts(need, limit)
+        except ScimatchError as exc:
+            fail(str(exc))
+    print(json.dumps(asdict(result), ensure_ascii=False, indent=2))
 
 
 @eval_app.command("partners")

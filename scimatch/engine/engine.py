@@ -14,6 +14,7 @@ import numpy as np
 
 from scimatch.engine import store
 from scimatch.engine.catalog import Catalog, PendingWrite
+from scimatch.engine.experts import ExpertResult, rank_experts
 from scimatch.engine.filters import Filters
 from scimatch.engine.grants import FUNDED_KINDS, RelatedGrant, funded_hits
 from scimatch.engine.lexical import TantivyIndex
@@ -247,6 +248,20 @@ class Engine:
     def related_grants_for_id(self, doc_id: str, limit: int = 10) -> list[RelatedGrant]:
         """Grants and projects related to a stored project or publication."""
         return funded_hits(self.catalog, self.similar_to_id(doc_id, limit, Filters(kinds=FUNDED_KINDS)))
+
+    def match_enterprises(self, org: str, limit: int = 10, region: str | None = None,
+                          region_mode: str = "any") -> MatchResult:
+        """Enterprises whose work fits a research organisation's capabilities (the reverse direction)."""
+        self._sync_reader()
+        with self._rw.read():
+            return self.partners.match_enterprises(org, limit, region, region_mode)
+
+    def match_experts(self, text: str, limit: int = 10) -> ExpertResult:
+        """People whose documents fit a topic or text, with evidence and affiliation."""
+        self._sync_reader()
+        with self._rw.read():
+            fused, terms = self.partners.evidence_pool(text, frozenset())
+            return rank_experts(self.catalog, fused, terms, self.partners.model, limit)
 
     def match_partners(self, query: PartnerQuery) -> MatchResult:
         """Research organisations for a need statement, with evidence and calibrated confidence."""

@@ -96,14 +96,14 @@ class Candidate:
     shared: int
 
 
-def _minmax(values: Sequence[float]) -> list[float]:
+def minmax(values: Sequence[float]) -> list[float]:
     if not values:
         return []
     low, high = min(values), max(values)
     return [1.0 if high - low < 1e-12 else (v - low) / (high - low) for v in values]
 
 
-def _decayed(scores: list[float]) -> float:
+def decayed(scores: list[float]) -> float:
     top = sorted(scores, reverse=True)[: len(EVIDENCE_DECAY)]
     return sum(w * s for w, s in zip(EVIDENCE_DECAY, top, strict=False))
 
@@ -114,7 +114,7 @@ def candidate_features(
 ) -> list[Candidate]:
     """Features for every organisation of the wanted kinds that the text or the asker's history suggests."""
     bm25_norm = dict(zip([f.key for f in fused if f.lexical_score is not None],
-                         _minmax([f.lexical_score for f in fused if f.lexical_score is not None]), strict=True))
+                         minmax([f.lexical_score for f in fused if f.lexical_score is not None]), strict=True))
     vector = {f.key: max(f.vector_score, 0.0) for f in fused if f.vector_score is not None}
     per_org_docs: dict[str, list[int]] = {}
     for f in fused:
@@ -136,8 +136,8 @@ def candidate_features(
         info = graph.orgs[key]
         shared = collaboration.get(key, 0)
         features = {
-            "text_bm25": _decayed([bm25_norm.get(d, 0.0) for d in docs]),
-            "text_vector": _decayed([vector.get(d, 0.0) for d in docs]),
+            "text_bm25": decayed([bm25_norm.get(d, 0.0) for d in docs]),
+            "text_vector": decayed([vector.get(d, 0.0) for d in docs]),
             "collaboration": math.log1p(shared),
             "activity": math.log1p(graph.activity(key, exclude_docs)),
             "same_country": 1.0 if info.country and info.country in countries else 0.0,

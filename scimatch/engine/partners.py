@@ -29,6 +29,8 @@ from scimatch.errors import NotFoundError, ScimatchError
 
 MATCH_POOL = 300  # documents drawn from each side; organisations are gathered from all of them
 MAX_EVIDENCE = 5
+MAX_PROFILE_DOCS = 10  # an institute's most recent documents used as its query in the reverse direction
+MAX_QUERY_VECTORS = 40
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,37 @@ class PartnerMatcher:
         asker = self.resolve_asker(query.asker)
         fused, terms = self.evidence_pool(query.text, query.exclude_docs)
         candidates = candidate_features(self.graph, fused, asker, query.kinds, query.exclude_docs, query.region)
+        return self._finish(candidates, terms, query, asker, started)
+
+    def match_enterprises(self, org: str, limit: int = 10, region: str | None = None,
+                          region_mode: str = "any") -> MatchResult:
+        """The reverse direction: enterprises whose projects fit an institute's capabilities.
+
+        The institute's own recent documents are the query, each passage searched with its stored
+        vector (no re-embedding, no averaging), and its past partners count as collaboration.
+        """
+        started = time.perf_counter()
+        self.graph.refresh()
+        info = self.graph.find(org)
+        if info is None:
+            raise NotFoundError(f"no organisation with id or name {org!r}")
+        recent = sorted(info.docs, key=lambda d: -(self.graph.doc_year.get(d) or 0))[:MAX_PROFILE_DOCS]
+        vectors = [self.catalog.doc_vectors(d) for d in recent]
+        vectors = [v for v in vectors if len(v)]
+        if not vectors:
+            raise ScimatchError(f"organisation {info.name!r} has no indexed documents to match on")
+        docs = self.catalog.get_many(recent)
+        text = " ".join(d.record.searchable_text() for d in docs.values())
+        terms = " ".join(self.lexical.key_terms(text))
+        fused, _ = self.searcher.ranked(text[:500], "hybrid", Filters(), MATCH_POOL,
+                                        query_vectors=np.vstack(vectors)[:MAX_QUERY_VECTORS], lexical_query=terms)
+        candidates = candidate_features(self.graph, fused, [info.key], ("enterprise",), frozenset(), region)
+        query = PartnerQuery(text, (info.key,), ("enterprise",), region, region_mode, limit)
+        return self._finish(candidates, terms, query, [info.key], started)
+
+    def _finish(self, candidates: list[Candidate], terms: str, query: PartnerQuery, asker: list[str],
+                started: float) -> MatchResult:
+        """Rank, cut at the confidence floor (never pad with weak hits), attach evidence."""
         ranked = rank_candidates(candidates, self.model, query.region_mode, query.region)
         confident = [(c, p) for c, p in ranked if p >= self.model.min_confidence][: query.limit]
         matches = [self._hydrate(c, p, terms) for c, p in confident]

@@ -91,6 +91,36 @@ async def match_partners(request: Request, engine: EngineDep, settings: Settings
     return asdict(engine.match_partners(query))
 
 
+class EnterprisesIn(BaseModel):
+    organization: str = Field(min_length=1, max_length=300, description="Research organisation id or exact name.")
+    region: str | None = Field(default=None, max_length=64)
+    region_mode: Literal["any", "first", "only"] = "any"
+    limit: int = Field(default=10, ge=1, le=100)
+
+
+class ExpertsIn(BaseModel):
+    text: str = Field(min_length=1, description="A topic or a text.")
+    limit: int = Field(default=10, ge=1, le=100)
+
+
+@router.post("/match/enterprises")
+def match_enterprises(engine: EngineDep, payload: EnterprisesIn) -> dict:
+    """The reverse direction: enterprises whose projects fit a research organisation's capabilities."""
+    return asdict(engine.match_enterprises(payload.organization, payload.limit, payload.region, payload.region_mode))
+
+
+@router.post("/match/experts", openapi_extra={"requestBody": {"required": True, "content": {
+    "application/json": {"schema": ExpertsIn.model_json_schema()},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}, "limit": {"type": "integer"}}}}}}})
+async def match_experts(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
+    """Scientists for a topic or text (or PDF), with evidence and affiliation."""
+    payload = _validate(ExpertsIn, await _body_or_pdf(request, settings.max_upload_bytes))
+    if not payload.text.strip():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the text is blank")
+    return asdict(engine.match_experts(payload.text, payload.limit))
+
+
 @router.post("/grants/related", openapi_extra={"requestBody": {"required": True, "content": {
     "application/json": {"schema": RelatedIn.model_json_schema()},
     "multipart/form-data": {"schema": {"type": "object", "properties": {

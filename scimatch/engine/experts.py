@@ -1,0 +1,81 @@
+"""Experts: people (authors and person records) whose work fits a topic, with evidence and affiliation.
+
+People are found through the documents the text resembles, exactly as organisations are; their
+confidence uses the text part of the partner model (text evidence and activity), since no
+expert-level ground truth exists to fit a model of its own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from scimatch.engine.catalog import Catalog
+from scimatch.engine.fusion import Fused
+from scimatch.engine.matching import Evidence, PartnerModel, decayed, minmax
+from scimatch.engine.snippets import snippet
+from scimatch.records import Person, Publication
+
+MAX_EVIDENCE = 5
+
+
+@dataclass(frozen=True)
+class ExpertMatch:
+    id: str
+    name: str
+    affiliations: list[str]
+    confidence: float
+    documents: int
+    evidence: list[Evidence]
+
+
+@dataclass(frozen=True)
+class ExpertResult:
+    experts: list[ExpertMatch]
+    no_strong_match: bool
+    message: str
+    min_confidence: float
+
+
+def rank_experts(catalog: Catalog, fused: list[Fused], terms: str, model: PartnerModel, limit: int) -> ExpertResult:
+    docs = catalog.get_many([f.key for f in fused])
+    bm25 = dict(zip([f.key for f in fused if f.lexical_score is not None],
+                    minmax([f.lexical_score for f in fused if f.lexical_score is not None]), strict=True))
+    vector = {f.key: max(f.vector_score or 0.0, 0.0) for f in fused}
+    people: dict[str, dict] = {}
+    for f in fused:
+        stored = docs.get(f.key)
+        if stored is None:
+            continue
+        rec = stored.record
+        if isinstance(rec, Publication):
+            entries = [(a.person_id or a.orcid or a.name, a.name, [o.name for o in a.organizations]) for a in rec.authors]
+        elif isinstance(rec, Person):
+            entries = [(rec.id, rec.title, [o.name for o in rec.affiliations])]
+        else:
+            continue
+        for key, name, orgs in entries:
+            person = people.setdefault(key, {"name": name, "orgs": Counter(), "docs": []})
+            person["orgs"].update(orgs)
+            person["docs"].append(f.key)
+    scored = []
+    for key, person in people.items():
+        features = {"text_bm25": decayed([bm25.get(d, 0.0) for d in person["docs"]]),
+                    "text_vector": decayed([vector.get(d, 0.0) for d in person["docs"]])}
+        scored.append((model.score(features), key, person))
+    scored.sort(key=lambda t: -t[0])
+    experts = []
+    for confidence, key, person in scored:
+        if confidence < model.min_confidence or len(experts) >= limit:
+            break
+        evidence = []
+        for doc in person["docs"][:MAX_EVIDENCE]:
+            rec = docs[doc].record
+            passage, _ = snippet(rec.text or rec.title, terms)
+            evidence.append(Evidence(rec.id, rec.title, rec.year, round(bm25.get(doc, 0.0), 4), passage))
+        experts.append(ExpertMatch(key, person["name"], [n for n, _ in person["orgs"].most_common(3)],
+                                   round(confidence, 4), len(person["docs"]), evidence))
+    none = not experts
+    message = (f"no strong match: no person reaches confidence {model.min_confidence:.2f}" if none
+               else f"{len(experts)} people at confidence ≥ {model.min_confidence:.2f}")
+    return ExpertResult(experts, none, message, model.min_confidence)
