@@ -1,7 +1,7 @@
 """``scimatch stats regions``: the regional indicators ("science cities") as a table, JSON or CSV.
 
 Kept out of ``cli.py`` so the command can be registered there with one line
-(``stats_app.command("regions")(regions_command)``); ``cli`` is imported lazily to avoid an import cycle.
+(``stats_app.command("regions")(regions_command)``); shared helpers come from ``cli_common``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from scimatch.cli_common import HomeOpt, open_engine
 from scimatch.engine.regions import DEFINITIONS, LEVELS, RegionRow, region_indicators, to_csv
 
 FORMATS = ("table", "json", "csv")
@@ -41,7 +42,6 @@ def _table(rows: list[RegionRow], level: str) -> Table:
     return table
 
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Index folder (default $SCIMATCH_HOME or ~/.scimatch/index).")]
 
 
 def regions_command(
@@ -61,7 +61,6 @@ def regions_command(
         raise typer.BadParameter("a two-letter code such as KZ", param_hint="--country")
     if output is not None and fmt == "table":
         raise typer.BadParameter("--output needs --format json or csv", param_hint="--output")
-    from scimatch.cli import open_engine
 
     with open_engine(home) as engine:
         rows = region_indicators(engine.catalog, country=country, top_topics=top_topics, level=level)

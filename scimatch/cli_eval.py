@@ -1,0 +1,126 @@
+"""`scimatch eval …` and `scimatch bench`: commands that print figures (quality, speed, memory)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scimatch.cli_common import SAMPLE_DIR, HomeOpt, JsonOpt, console, fail, settings_for
+from scimatch.errors import ScimatchError
+from scimatch.settings import Settings
+
+eval_app = typer.Typer(help="Quality evaluations that print figures.", no_args_is_help=True)
+
+
+@eval_app.command("beir")
+def eval_beir(
+    directory: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option(help="qrels split: test or train.")] = "test",
+    fusion: Annotated[str | None, typer.Option(help="rrf or weighted (default from settings).")] = None,
+    vector_weight: Annotated[float | None, typer.Option(help="Weight of the vector side in weighted fusion.")] = None,
+    rrf_k: Annotated[int | None, typer.Option(help="k of reciprocal rank fusion.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, recall@100 and MRR@10 for bm25, vector and hybrid on a BEIR-format set."""
+    from scimatch.evaluation.beir import run_beir
+
+    settings = settings_for(None, fusion=fusion, vector_weight=vector_weight, rrf_k=rrf_k)
+    try:
+        results = run_beir(directory, settings, split=split, home=home)
+    except ScimatchError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(results))
+        return
+    table = Table(title=f"{directory.name} ({split} queries)")
+    for column in ("mode", "nDCG@10", "recall@100", "MRR@10"):
+        table.add_column(column)
+    for mode, figures in results.items():
+        table.add_row(mode, *(f"{figures[m]:.4f}" for m in ("ndcg@10", "recall@100", "mrr@10")))
+    Console().print(table)
+
+
+@eval_app.command("fusion")
+def eval_fusion(
+    directory: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option(help="qrels split to tune on (train; never tune on test).")] = "train",
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sweep fusion settings (RRF k, vector weight) on a split: how the defaults were chosen."""
+    from scimatch.evaluation.beir import sweep_fusion
+
+    try:
+        rows = sweep_fusion(directory, Settings(), split=split, home=home)
+    except ScimatchError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=f"hybrid fusion sweep, {directory.name} ({split} queries)")
+    for column in ("fusion", "vector weight", "rrf k", "nDCG@10", "recall@100", "MRR@10"):
+        table.add_column(column)
+    best = max(rows, key=lambda r: r["ndcg@10"])
+    for r in rows:
+        mark = " *" if r is best else ""
+        table.add_row(str(r["fusion"]), f"{r['vector_weight']:.2f}", str(r["rrf_k"]), f"{r['ndcg@10']:.4f}{mark}",
+                      f"{r['recall@100']:.4f}", f"{r['mrr@10']:.4f}")
+    Console().print(table)
+
+
+@eval_app.command("partners")
+def eval_partners(
+    data: Annotated[Path, typer.Argument(help="CORDIS folder (projects + organisations files).")],
+    sample_size: Annotated[int, typer.Option("--sample", help="Held-out projects.")] = 300,
+    seed: Annotated[int, typer.Option(help="Which projects are held out.")] = 1,
+    train: Annotated[int, typer.Option(help="Training projects (disjoint pool) for the learned weights.")] = 600,
+    fit: Annotated[bool, typer.Option("--fit", help="Refit and save the shipped model on the training projects.")] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recall@10, hit@10 and MRR of partner matching on held-out CORDIS projects, with an ablation."""
+    from scimatch.evaluation.partners import run_partners
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    try:
+        result = run_partners(data, Settings(), sample_size, seed, train, fit, home, progress)
+    except ScimatchError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"partner matching, {result['projects']} held-out projects (seed {seed})")
+    for column in ("ranker", "recall@10", "hit@10", "MRR"):
+        table.add_column(column)
+    for label, figures in (*result["ablation"].items(), ("shipped matcher", result["hybrid"])):
+        table.add_row(label, *(f"{figures[m]:.3f}" for m in ("recall@10", "hit@10", "mrr")))
+    Console().print(table)
+    console.print(f"calibration of the top-10 confidences: {result['calibration']}; model: {result['model']}")
+
+
+def bench(
+    corpus: Annotated[Path, typer.Option(help="Corpus to measure (default: bundled CORDIS sample).")] = SAMPLE_DIR / "cordis",
+    size: Annotated[list[int] | None, typer.Option(help="Index sizes (default: corpus size, 100000).")] = None,
+    queries: Annotated[int, typer.Option(min=5, help="Queries timed per mode and size.")] = 200,
+    index_docs: Annotated[int, typer.Option(min=10, help="Documents embedded for the indexing-throughput figures.")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Indexing docs/s vs raw encode, unchanged re-index, query p50/p95 per mode at two sizes, peak memory."""
+    from scimatch.evaluation.bench import format_bench, run_bench
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    try:
+        result = run_bench(corpus, sizes=size, queries=queries, index_docs=index_docs, progress=progress)
+    except ScimatchError as exc:
+        fail(str(exc))
+    print(json.dumps(result) if as_json else format_bench(result))

@@ -1,0 +1,76 @@
+"""`scimatch match …`: research partners, enterprises for an institute, experts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scimatch.cli_common import HomeOpt, JsonOpt, fail, open_engine, print_matches, read_need
+from scimatch.errors import ScimatchError
+
+match_app = typer.Typer(help="Matching: research partners, enterprises, experts.", no_args_is_help=True)
+
+
+@match_app.command("partners")
+def match_partners(
+    text: Annotated[str | None, typer.Argument(help="The need statement (or use --pdf).")] = None,
+    pdf: Annotated[Path | None, typer.Option(help="A PDF holding the need statement.")] = None,
+    asker: Annotated[list[str] | None, typer.Option(help="The asking organisation (id or exact name; repeatable).")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Organisation kinds to rank (default: research).")] = None,
+    region: Annotated[str | None, typer.Option(help="Region code (NUTS-2 or KZ-xx) for --region-mode.")] = None,
+    region_mode: Annotated[str, typer.Option(help="any, first (region's organisations first) or only.")] = "any",
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Research organisations for an enterprise's need, with evidence and calibrated confidence."""
+    from scimatch.engine.orggraph import RESEARCH_KINDS
+    from scimatch.engine.partners import PartnerQuery
+
+    need = read_need(text, pdf)
+    query = PartnerQuery(need, tuple(asker or ()), tuple(kind or RESEARCH_KINDS), region, region_mode, limit)
+    with open_engine(home) as engine:
+        try:
+            result = engine.match_partners(query)
+        except (ScimatchError, ValueError) as exc:
+            fail(str(exc))
+    print_matches(result, as_json, "partners")
+
+
+@match_app.command("enterprises")
+def match_enterprises(
+    organization: Annotated[str, typer.Argument(help="Research organisation id or exact name.")],
+    region: Annotated[str | None, typer.Option(help="Region code for --region-mode.")] = None,
+    region_mode: Annotated[str, typer.Option(help="any, first or only.")] = "any",
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The reverse direction: enterprises whose projects fit an institute's capabilities."""
+    with open_engine(home) as engine:
+        try:
+            result = engine.match_enterprises(organization, limit, region, region_mode)
+        except (ScimatchError, ValueError) as exc:
+            fail(str(exc))
+    print_matches(result, as_json, "enterprises")
+
+
+@match_app.command("experts")
+def match_experts(
+    text: Annotated[str | None, typer.Argument(help="A topic or text (or use --pdf).")] = None,
+    pdf: Annotated[Path | None, typer.Option(help="A PDF with the text.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    home: HomeOpt = None,
+) -> None:
+    """Scientists whose publications fit a topic, with evidence and affiliation (JSON)."""
+    need = read_need(text, pdf)
+    with open_engine(home) as engine:
+        try:
+            result = engine.match_experts(need, limit)
+        except ScimatchError as exc:
+            fail(str(exc))
+    print(json.dumps(asdict(result), ensure_ascii=False, indent=2))
