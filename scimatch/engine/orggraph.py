@@ -58,6 +58,8 @@ class OrgGraph:
             info = self.orgs.get(key)
             if info is not None:
                 info.docs.discard(doc)
+                if not info.docs:  # an organisation exists only through its documents
+                    del self.orgs[key]
         self.doc_year.pop(doc, None)
 
     def _load(self, docs: list[int] | None) -> None:
@@ -74,11 +76,11 @@ class OrgGraph:
             info = self.orgs.get(key)
             if info is None:
                 info = self.orgs[key] = OrgInfo(key, name, kind, country, region, city)
-            else:  # keep the most specific facts any record gives
-                info.kind = info.kind or kind
-                info.region = info.region or region
-                info.city = info.city or city
-                info.country = info.country or country
+            else:  # the latest record that states a fact wins, so corrections show up
+                info.kind = kind or info.kind
+                info.region = region or info.region
+                info.city = city or info.city
+                info.country = country or info.country
             info.docs.add(doc)
             self.doc_orgs[doc].add(key)
             self.doc_year[doc] = year

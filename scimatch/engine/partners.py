@@ -122,8 +122,13 @@ class PartnerMatcher:
         confident = [(c, p) for c, p in ranked if p >= self.model.min_confidence][: query.limit]
         matches = [self._hydrate(c, p, terms) for c, p in confident]
         none = not matches
-        message = (f"no strong match: no organisation reaches confidence {self.model.min_confidence:.2f}"
-                   if none else f"{len(matches)} organisations at confidence ≥ {self.model.min_confidence:.2f}")
+        floor = f"{self.model.min_confidence:g}"
+        if none and query.region_mode == "only" and not ranked:
+            message = "no strong match: no candidate organisation in the requested region"
+        elif none:
+            message = f"no strong match: no organisation reaches confidence {floor}"
+        else:
+            message = f"{len(matches)} organisations at confidence ≥ {floor}"
         took = round((time.perf_counter() - started) * 1000, 1)
         return MatchResult(matches, none, message, self.model.min_confidence, len(candidates), took, asker)
 

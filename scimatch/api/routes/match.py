@@ -36,7 +36,7 @@ async def _body_or_pdf(request: Request, max_bytes: int) -> dict:
     """JSON body, or multipart with a PDF ``file`` plus the other fields as form values."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"upload larger than {max_bytes} bytes")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {max_bytes} bytes")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         body = await request.body()
@@ -57,7 +57,7 @@ async def _body_or_pdf(request: Request, max_bytes: int) -> dict:
         if upload is not None and not isinstance(upload, str):
             raw = await upload.read(max_bytes + 1)
             if len(raw) > max_bytes:
-                raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "file too large")
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "file too large")
             data["text"] = extract_pdf(raw, name=upload.filename or "upload.pdf").text
         return data
     raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/json or multipart/form-data")

@@ -84,7 +84,7 @@ async def similar_to_upload(request: Request, engine: EngineDep, settings: Setti
     """Related work for pasted text (JSON ``{"text": ...}``) or an uploaded PDF (multipart ``file``)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             f"upload larger than {settings.max_upload_bytes} bytes")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -92,7 +92,7 @@ async def similar_to_upload(request: Request, engine: EngineDep, settings: Setti
     elif content_type.startswith("application/json"):
         body = await request.body()
         if len(body) > settings.max_upload_bytes:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "body too large")
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body too large")
         try:
             payload = SimilarTextIn.model_validate_json(body)
         except ValidationError as exc:
@@ -119,7 +119,7 @@ async def _read_form(request: Request, max_bytes: int) -> tuple[str, int]:
     if upload is not None and not isinstance(upload, str):
         data = await upload.read(max_bytes + 1)
         if len(data) > max_bytes:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "file too large")
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "file too large")
         return extract_pdf(data, name=upload.filename or "upload.pdf").text, size
     text = form.get("text")
     if isinstance(text, str):

@@ -1,0 +1,490 @@
+"""Partner matching, the organisation graph and related grants on a real CORDIS slice.
+
+The module index holds ~150 projects of the bundled CORDIS sample with their participants: every
+project with a Kazakh participant plus every 12th other project. Need statements are always real
+project objectives from that sample (held out of the evidence with ``exclude_docs``); nothing here
+is written by hand to stand in for data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from scimatch.api.main import create_app
+from scimatch.cli import app as cli_app
+from scimatch.engine.engine import Engine
+from scimatch.engine.matching import FEATURES, MatchResult
+from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph
+from scimatch.engine.partners import MAX_EVIDENCE, PartnerQuery
+from scimatch.errors import NotFoundError, ScimatchError
+from scimatch.indexer.pipeline import index_records
+from scimatch.indexer.readers.base import Rejection
+from scimatch.indexer.readers.registry import read_path
+from scimatch.records import Project
+from scimatch.settings import Settings
+
+OTHER_STEP = 12  # besides the Kazakh projects, every 12th project of the sample (~150 in all)
+UPLOAD_LIMIT = 150_000  # between the sizes of the two sample PDFs used below
+SMALL_PDF = SAMPLE / "pdfs" / "jose-00013.pdf"  # ~133 kB
+LARGE_PDF = SAMPLE / "pdfs" / "jose-00029.pdf"  # ~224 kB
+
+
+# ---- data ------------------------------------------------------------------------------------------
+def research_ids(project: Project) -> set[str]:
+    return {p.organization.id for p in project.participants if p.organization.kind in RESEARCH_KINDS}
+
+
+def participant_ids(project: Project) -> set[str]:
+    return {p.organization.id for p in project.participants}
+
+
+@pytest.fixture(scope="module")
+def sample_projects() -> list[Project]:
+    items = list(read_path(SAMPLE / "cordis"))
+    rejected = [str(i) for i in items if isinstance(i, Rejection)]
+    assert not rejected, rejected[:3]
+    assert len(items) == 1500
+    return items
+
+
+@pytest.fixture(scope="module")
+def kazakh_ids(sample_projects) -> set[str]:
+    ids = {r.id for r in sample_projects if any(p.organization.country == "KZ" for p in r.participants)}
+    assert ids
+    return ids
+
+
+@pytest.fixture(scope="module")
+def slice_projects(sample_projects, kazakh_ids) -> list[Project]:
+    kazakh = [r for r in sample_projects if r.id in kazakh_ids]
+    others = [r for r in sample_projects if r.id not in kazakh_ids][::OTHER_STEP]
+    chosen = kazakh + others
+    assert 120 <= len(chosen) <= 180
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def org_projects(slice_projects) -> dict[str, set[str]]:
+    """Organisation id → ids of the slice's projects it takes part in."""
+    projects: dict[str, set[str]] = {}
+    for rec in slice_projects:
+        for org in participant_ids(rec):
+            projects.setdefault(org, set()).add(rec.id)
+    return projects
+
+
+@pytest.fixture(scope="module")
+def match_home(tmp_path_factory, encoder, slice_projects) -> Path:
+    home = tmp_path_factory.mktemp("match-index") / "home"
+    with Engine(Settings(home=home), encoder=encoder) as engine:
+        summary = index_records(engine, slice_projects)
+    assert summary.added == len(slice_projects) and not summary.rejected, summary
+    return home
+
+
+@pytest.fixture(scope="module")
+def match_engine(match_home, encoder) -> Iterator[Engine]:
+    """Read-only engine on the module index (write tests work on a copy)."""
+    with Engine(Settings(home=match_home), encoder=encoder) as engine:
+        engine.graph.refresh()
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def held_out(slice_projects, kazakh_ids, org_projects) -> Project:
+    """The Kazakh project (with an objective) whose research participants are most active elsewhere in the slice."""
+    def active_elsewhere(rec: Project) -> int:
+        return sum(1 for org in research_ids(rec) if len(org_projects[org] - {rec.id}) > 0)
+
+    candidates = [r for r in slice_projects if r.id in kazakh_ids and r.text and active_elsewhere(r) > 0]
+    assert candidates
+    return max(candidates, key=active_elsewhere)  # first of the best in sample order
+
+
+@pytest.fixture(scope="module")
+def held_out_row(match_engine, held_out) -> int:
+    return match_engine.catalog.get(held_out.id).rowid
+
+
+def held_out_query(held_out: Project, row: int, **kwargs) -> PartnerQuery:
+    return PartnerQuery(held_out.text, exclude_docs=frozenset({row}), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def held_out_result(match_engine, held_out, held_out_row) -> MatchResult:
+    return match_engine.match_partners(held_out_query(held_out, held_out_row))
+
+
+@pytest.fixture(scope="module")
+def wide_result(match_engine, held_out, held_out_row) -> MatchResult:
+    return match_engine.match_partners(held_out_query(held_out, held_out_row, limit=100))
+
+
+@pytest.fixture(scope="module")
+def client(match_home, match_engine, encoder) -> Iterator[TestClient]:
+    settings = Settings(home=match_home, max_upload_bytes=UPLOAD_LIMIT)
+    with TestClient(create_app(settings, encoder=encoder)) as test_client:
+        yield test_client
+
+
+def detail_of(response) -> str:
+    body = response.json()
+    assert body.get("detail"), body
+    return json.dumps(body["detail"])
+
+
+# ---- evidence and ranking --------------------------------------------------------------------------
+def test_matches_are_research_orgs_with_linked_evidence(match_engine, held_out, held_out_row, held_out_result):
+    result = held_out_result
+    assert result.matches and not result.no_strong_match
+    assert 0 < len(result.matches) <= 10 and result.candidates >= len(result.matches)
+    confidences = [m.confidence for m in result.matches]
+    assert confidences == sorted(confidences, reverse=True)
+    for match in result.matches:
+        assert match.kind in RESEARCH_KINDS, match
+        assert 0.0 <= match.confidence <= 1.0 and match.confidence >= result.min_confidence
+        assert set(match.signals) == set(FEATURES)
+        assert not match.worked_with_asker and match.shared_projects == 0
+        assert 1 <= len(match.evidence) <= MAX_EVIDENCE, (match.name, match.evidence)
+        assert len({e.id for e in match.evidence}) == len(match.evidence)
+        for ev in match.evidence:
+            assert ev.id != held_out.id, "the held-out project must not be its own evidence"
+            stored = match_engine.catalog.get(ev.id)
+            assert stored is not None, ev.id
+            assert stored.rowid != held_out_row
+            assert match.id in match_engine.graph.doc_orgs[stored.rowid]
+            assert stored.rowid in match_engine.graph.orgs[match.id].docs
+            assert match.id in participant_ids(stored.record), (match.id, ev.id)
+            assert ev.title == stored.record.title and ev.year == stored.record.year
+            assert ev.passage.strip()
+        scores = [e.score for e in match.evidence]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_held_out_projects_own_partners_rank_in_top10(held_out, held_out_result, org_projects):
+    own = {org for org in research_ids(held_out) if org_projects[org] - {held_out.id}}
+    assert own
+    top = [m.id for m in held_out_result.matches[:10]]
+    assert own & set(top), f"none of {sorted(own)} in {top}"
+
+
+def test_exclude_docs_changes_the_evidence(match_engine, held_out, held_out_result):
+    """Without the exclusion the project itself is evidence for its own participants."""
+    result = match_engine.match_partners(PartnerQuery(held_out.text))
+    evidence = {e.id for m in result.matches for e in m.evidence}
+    assert held_out.id in evidence
+    assert held_out.id not in {e.id for m in held_out_result.matches for e in m.evidence}
+
+
+# ---- the asker -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def asker_case(match_engine, slice_projects, kazakh_ids) -> tuple[Project, str, str, set[str]]:
+    """First Kazakh project with an objective, an enterprise whose name is unique and research institutes."""
+    names = Counter(info.name.casefold() for info in match_engine.graph.orgs.values())
+    for rec in slice_projects:
+        if rec.id not in kazakh_ids or not rec.text:
+            continue
+        enterprises = [p.organization for p in rec.participants
+                       if p.organization.kind == "enterprise" and names[p.organization.name.casefold()] == 1]
+        institutes = {p.organization.id for p in rec.participants if p.organization.kind == "research_institute"}
+        if enterprises and institutes:
+            return rec, enterprises[0].id, enterprises[0].name, institutes
+    pytest.fail("no Kazakh project with an enterprise and a research institute in the slice")
+
+
+def test_asker_marks_past_partners_and_raises_confidence(match_engine, asker_case):
+    project, asker_id, asker_name, institutes = asker_case
+    plain = {m.id: m for m in match_engine.match_partners(PartnerQuery(project.text, limit=100)).matches}
+    by_id = match_engine.match_partners(PartnerQuery(project.text, asker=(asker_id,), limit=100))
+    by_name = match_engine.match_partners(PartnerQuery(project.text, asker=(asker_name,), limit=100))
+    assert by_id.asker == [asker_id] and by_name.asker == [asker_id]
+    assert [(m.id, m.confidence) for m in by_id.matches] == [(m.id, m.confidence) for m in by_name.matches]
+    with_asker = {m.id: m for m in by_id.matches}
+    assert asker_id not in with_asker, "the asker is never its own partner"
+    compared = institutes & set(plain) & set(with_asker)
+    assert compared, (institutes, list(plain)[:10])
+    for org in compared:
+        match = with_asker[org]
+        assert match.worked_with_asker and match.shared_projects >= 1
+        assert match.signals["collaboration"] > 0 and plain[org].signals["collaboration"] == 0
+        assert match.confidence > plain[org].confidence, (org, match.confidence, plain[org].confidence)
+        assert not plain[org].worked_with_asker
+    for match in by_id.matches:  # only real co-participants are marked
+        if match.worked_with_asker:
+            assert match_engine.graph.partners(asker_id)[match.id] == match.shared_projects
+
+
+# ---- abstention ------------------------------------------------------------------------------------
+def test_very_high_threshold_abstains(match_engine, held_out, held_out_row, monkeypatch):
+    strict = dataclasses.replace(match_engine.partners.model, min_confidence=0.999)
+    monkeypatch.setattr(match_engine.partners, "model", strict)
+    result = match_engine.match_partners(held_out_query(held_out, held_out_row))
+    assert result.matches == [] and result.no_strong_match
+    assert result.min_confidence == 0.999 and result.candidates > 0
+    assert result.message.startswith("no strong match")
+
+
+def test_api_abstains_with_200(client, held_out, monkeypatch):
+    partners = client.app.state.engine.partners
+    monkeypatch.setattr(partners, "model", dataclasses.replace(partners.model, min_confidence=0.999))
+    response = client.post("/match/partners", json={"text": held_out.text})
+    assert response.status_code == 200, response.text[:300]
+    body = response.json()
+    assert body["no_strong_match"] is True and body["matches"] == []
+    assert "no strong match" in body["message"]
+
+
+# ---- region and kinds ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def common_region(wide_result) -> str:
+    """The most frequent region among the held-out project's confident matches."""
+    regions = Counter(m.region for m in wide_result.matches if m.region)
+    assert regions, [m.country for m in wide_result.matches]
+    return regions.most_common(1)[0][0]
+
+
+@pytest.mark.parametrize("place", ["region", "country"])
+def test_region_only_and_first(match_engine, held_out, held_out_row, wide_result, common_region, place):
+    code = common_region if place == "region" else "KZ"
+
+    def inside(match) -> bool:
+        return (match.region if place == "region" else match.country) == code
+
+    expected = [m.id for m in wide_result.matches if inside(m)]
+    assert expected, code
+    only = match_engine.match_partners(held_out_query(held_out, held_out_row, region=code, region_mode="only"))
+    assert only.matches and all(inside(m) for m in only.matches), [(m.region, m.country) for m in only.matches]
+    assert [m.id for m in only.matches] == expected[:10]
+    first = match_engine.match_partners(held_out_query(held_out, held_out_row, region=code, region_mode="first"))
+    flags = [inside(m) for m in first.matches]
+    assert flags == sorted(flags, reverse=True), flags  # all of the region first, then the rest
+    assert [m.id for m in first.matches][: len(only.matches)] == [m.id for m in only.matches]
+    assert len(first.matches) == min(10, len(wide_result.matches))
+
+
+def test_unknown_region_mode_is_rejected(match_engine, held_out, client):
+    with pytest.raises(ValueError, match="region mode"):
+        match_engine.match_partners(PartnerQuery(held_out.text, region_mode="nearby"))
+    response = client.post("/match/partners", json={"text": held_out.text, "region_mode": "nearby"})
+    assert response.status_code == 422
+    assert "region_mode" in detail_of(response)
+
+
+def test_kinds_option_returns_only_enterprises(match_engine, held_out, held_out_row):
+    result = match_engine.match_partners(held_out_query(held_out, held_out_row, kinds=("enterprise",)))
+    assert result.matches
+    assert {m.kind for m in result.matches} == {"enterprise"}
+    for match in result.matches:
+        assert match.evidence and all(match.id in participant_ids(match_engine.get(e.id)) for e in match.evidence)
+
+
+# ---- bad input -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["", "   \n\t "])
+def test_blank_need_is_an_error(match_engine, client, text):
+    with pytest.raises(ScimatchError, match="empty"):
+        match_engine.match_partners(PartnerQuery(text))
+    response = client.post("/match/partners", json={"text": text})
+    assert response.status_code == 422
+    detail_of(response)
+
+
+def test_unknown_asker_is_not_found(match_engine, client, held_out):
+    with pytest.raises(NotFoundError, match="no-such-org"):
+        match_engine.match_partners(PartnerQuery(held_out.text, asker=("cordis-org:no-such-org",)))
+    response = client.post("/match/partners", json={"text": held_out.text, "asker": ["cordis-org:no-such-org"]})
+    assert response.status_code == 404
+    assert "no-such-org" in detail_of(response)
+
+
+def test_api_json_match_and_multipart_asker(client, asker_case):
+    project, asker_id, asker_name, institutes = asker_case
+    body = client.post("/match/partners", json={"text": project.text, "asker": [asker_name], "limit": 5}).json()
+    assert 1 <= len(body["matches"]) <= 5 and body["asker"] == [asker_id]
+    assert set(body["matches"][0]) >= {"id", "name", "kind", "confidence", "signals", "evidence",
+                                       "worked_with_asker", "shared_projects"}
+    assert any(m["worked_with_asker"] for m in body["matches"])
+    parts = {"text": (None, project.text), "asker": (None, asker_id), "limit": (None, "5")}
+    form = client.post("/match/partners", files=parts)  # multipart form fields without a file
+    assert form.status_code == 200, form.text[:300]
+    assert [m["id"] for m in form.json()["matches"]] == [m["id"] for m in body["matches"]]
+
+
+def test_pdf_upload_within_limit_is_matched(client):
+    assert SMALL_PDF.stat().st_size < UPLOAD_LIMIT
+    with SMALL_PDF.open("rb") as handle:
+        response = client.post("/match/partners", files={"file": ("need.pdf", handle, "application/pdf")},
+                               data={"kinds": "university"})
+    assert response.status_code == 200, response.text[:300]
+    body = response.json()
+    assert body["candidates"] > 0
+    assert body["no_strong_match"] == (not body["matches"])
+    assert all(m["kind"] == "university" for m in body["matches"])
+
+
+def test_oversize_pdf_is_413(client):
+    assert LARGE_PDF.stat().st_size > UPLOAD_LIMIT
+    with LARGE_PDF.open("rb") as handle:
+        response = client.post("/match/partners", files={"file": ("need.pdf", handle, "application/pdf")})
+    assert response.status_code == 413
+    detail_of(response)
+
+
+def test_broken_pdf_is_422_with_reason(client):
+    truncated = SMALL_PDF.read_bytes()[:4000]
+    response = client.post("/match/partners", files={"file": ("broken.pdf", truncated, "application/pdf")})
+    assert response.status_code == 422
+    assert "broken.pdf" in detail_of(response)
+
+
+def test_wrong_content_type_is_415(client, held_out):
+    response = client.post("/match/partners", content=held_out.text.encode(), headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert "multipart" in detail_of(response)
+
+
+def test_cli_without_need_fails_with_message(match_home):
+    runner = CliRunner()
+    result = runner.invoke(cli_app, ["match", "partners", "--home", str(match_home)])
+    assert result.exit_code != 0
+    assert "give exactly one of TEXT or --pdf" in result.output
+    blank = runner.invoke(cli_app, ["match", "partners", "   ", "--home", str(match_home)])
+    assert blank.exit_code != 0 and "empty" in blank.output
+
+
+def test_cli_match_partners_json(match_home, held_out, kazakh_ids):
+    result = CliRunner().invoke(cli_app, ["match", "partners", held_out.text, "--home", str(match_home),
+                                          "--region", "KZ", "--region-mode", "only", "--json"])
+    assert result.exit_code == 0, result.output[-500:]
+    body = json.loads(result.stdout)
+    assert body["matches"] and all(m["country"] == "KZ" for m in body["matches"])
+    # not held out here: the project itself is among the evidence of its Kazakh participants
+    assert held_out.id in {e["id"] for m in body["matches"] for e in m["evidence"]}
+
+
+# ---- incremental graph updates ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def newcomer(sample_projects, slice_projects, org_projects) -> tuple[Project, str, str]:
+    """First sample project outside the slice (with an objective) joining a known research organisation,
+    and bringing a research organisation the slice does not know."""
+    in_slice = {r.id for r in slice_projects}
+    for rec in sample_projects:
+        if rec.id in in_slice or not rec.text:
+            continue
+        known = sorted(org for org in research_ids(rec) if org in org_projects)
+        new = sorted(org for org in research_ids(rec) if org not in org_projects)
+        if known and new:
+            return rec, known[0], new[0]
+    pytest.fail("no sample project links a known and a new research organisation")
+
+
+def graph_state(graph: OrgGraph) -> tuple[dict[str, set[int]], dict[int, set[str]]]:
+    return ({k: set(v.docs) for k, v in graph.orgs.items() if v.docs},
+            {d: set(orgs) for d, orgs in graph.doc_orgs.items() if orgs})
+
+
+def fresh_state(engine: Engine) -> tuple[dict[str, set[int]], dict[int, set[str]]]:
+    """What a full build from the catalog gives, for comparison with the incrementally kept graph."""
+    fresh = OrgGraph(engine.catalog)
+    fresh.refresh()
+    return graph_state(fresh)
+
+
+def test_upsert_and_delete_update_the_graph_incrementally(make_engine, match_engine, match_home, tmp_path,
+                                                          newcomer, monkeypatch):
+    project, known, new = newcomer
+    match_engine.catalog.execute("PRAGMA wal_checkpoint(FULL)")
+    home = tmp_path / "copy"
+    shutil.copytree(match_home, home, ignore=shutil.ignore_patterns("write.lock"))
+    engine = make_engine(home=home)
+    engine.graph.refresh()
+    before = graph_state(engine.graph)
+    known_docs = set(engine.graph.orgs[known].docs)
+    assert new not in engine.graph.orgs
+
+    loads: list[object] = []
+    original = engine.graph._load
+    monkeypatch.setattr(engine.graph, "_load", lambda docs: (loads.append(docs), original(docs))[1])
+
+    assert engine.upsert([project]).added == 1
+    row = engine.catalog.get(project.id).rowid
+    added = engine.match_partners(PartnerQuery(project.text, limit=100))
+    assert loads and all(docs is not None for docs in loads), "the graph was reloaded in full"
+    assert all(set(docs) == {row} for docs in loads), loads
+    assert engine.graph.orgs[known].docs == known_docs | {row}
+    assert row in engine.graph.orgs[new].docs
+    assert engine.graph.doc_orgs[row] == participant_ids(project)
+    assert graph_state(engine.graph) == fresh_state(engine)
+    by_id = {m.id: m for m in added.matches}
+    assert new in by_id and project.id in {e.id for e in by_id[new].evidence}
+
+    assert engine.delete([project.id]) == [project.id]
+    gone = engine.match_partners(PartnerQuery(project.text, limit=100))
+    assert all(docs is not None for docs in loads)
+    assert row not in engine.graph.doc_orgs or not engine.graph.doc_orgs[row]
+    assert all(row not in info.docs for info in engine.graph.orgs.values())
+    assert engine.graph.orgs[known].docs == known_docs
+    assert project.id not in {e.id for m in gone.matches for e in m.evidence}
+    assert new not in {m.id for m in gone.matches}
+    assert graph_state(engine.graph) == before == fresh_state(engine)
+
+
+def test_deleted_projects_only_org_is_not_an_asker(make_engine, match_engine, match_home, tmp_path, newcomer):
+    """After a delete the graph matches a fresh build: an organisation left without documents is unknown."""
+    project, _, new = newcomer
+    match_engine.catalog.execute("PRAGMA wal_checkpoint(FULL)")
+    home = tmp_path / "copy"
+    shutil.copytree(match_home, home, ignore=shutil.ignore_patterns("write.lock"))
+    engine = make_engine(home=home)
+    engine.graph.refresh()
+    engine.upsert([project])
+    engine.graph.refresh()
+    assert engine.graph.find(new) is not None
+    engine.delete([project.id])
+    engine.graph.refresh()
+    fresh = OrgGraph(engine.catalog)
+    fresh.refresh()
+    assert fresh.find(new) is None
+    assert engine.graph.find(new) is None, "stale organisation kept after its only project was deleted"
+    with pytest.raises(NotFoundError):
+        engine.match_partners(PartnerQuery(project.text, asker=(new,)))
+
+
+# ---- related grants --------------------------------------------------------------------------------
+def test_related_grants_for_text(client, held_out):
+    response = client.post("/grants/related", json={"text": held_out.text, "size": 5})
+    assert response.status_code == 200, response.text[:300]
+    grants = response.json()["grants"]
+    assert 1 <= len(grants) <= 5
+    assert grants[0]["id"] == held_out.id
+    for grant in grants:
+        assert grant["kind"] in ("project", "grant")
+        assert grant["funder"] == "European Commission"
+        assert grant["programme"] and grant["currency"] == "EUR"
+        assert grant["start_date"] and grant["end_date"] and grant["start_date"] <= grant["end_date"]
+        assert grant["amount"] is not None and grant["amount"] > 0
+        assert grant["title"] and grant["score"] > 0
+    assert client.post("/grants/related", json={"text": "  "}).status_code == 422
+
+
+def test_related_grants_for_document(client, match_engine, held_out):
+    response = client.get(f"/documents/{held_out.id}/grants", params={"size": 5})
+    assert response.status_code == 200, response.text[:300]
+    grants = response.json()["grants"]
+    assert 1 <= len(grants) <= 5
+    assert held_out.id not in {g["id"] for g in grants}
+    for grant in grants:
+        assert grant["funder"] == "European Commission" and grant["start_date"]
+        assert match_engine.catalog.get(grant["id"]) is not None
+    missing = client.get("/documents/cordis:no-such-project/grants")
+    assert missing.status_code == 404
+    assert "no-such-project" in detail_of(missing)
