@@ -51,7 +51,7 @@ import numpy as np
 
 from scimatch.engine.analysis import MAX_TOKEN_CHARS, STOPWORDS, WORD_RE, analyze
 from scimatch.engine.catalog import Catalog
-from scimatch.geo import exact_key, kz_city, region_by_iso, region_label
+from scimatch.geo import exact_key, kz_city, kz_regions, region_by_iso, region_label
 
 LEVELS = ("region", "city")
 ORG_KINDS = ("university", "research_institute", "enterprise", "government", "other", "unknown")
@@ -249,7 +249,17 @@ def region_indicators(catalog: Catalog, country: str | None = None, top_topics: 
     terms = _terms(catalog, level) if places and top_topics else None
     rows = [_row(level, key, place, terms, top_topics) for key, place in places.items()]
     rows.sort(key=lambda row: (-row.concentration, -row.projects - row.grants, row.region, row.city or ""))
+    if level == "region" and (country or "").upper() == "KZ":
+        rows += _empty_kz_regions({row.region for row in rows})
     return rows
+
+
+def _empty_kz_regions(present: set[str]) -> list[RegionRow]:
+    """Kazakhstan's other regions, listed with zeros: 'nothing here yet' is an answer too."""
+    return [
+        RegionRow("region", r.iso_3166_2, r.name_en, "KZ", None, None, 0, {}, 0, 0, 0, {}, 0, 0)
+        for r in kz_regions() if r.iso_3166_2 not in present
+    ]
 
 
 def _add_funding(catalog: Catalog, places: dict[PlaceKey, _Place],
