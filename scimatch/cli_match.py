@@ -74,3 +74,17 @@ def match_experts(
         except ScimatchError as exc:
             fail(str(exc))
     print(json.dumps(asdict(result), ensure_ascii=False, indent=2))
+
+
+@match_app.command("profile")
+def profile(
+    organization: Annotated[str, typer.Argument(help="Organisation id or exact name.")],
+    home: HomeOpt = None,
+) -> None:
+    """An organisation's capability profile (JSON): topics, activity by year, partners, region."""
+    with open_engine(home) as engine:
+        try:
+            result = engine.profile(organization)
+        except ScimatchError as exc:
+            fail(str(exc))
+    print(json.dumps(asdict(result), ensure_ascii=False, indent=2))

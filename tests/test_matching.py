@@ -488,3 +488,33 @@ def test_related_grants_for_document(client, match_engine, held_out):
     missing = client.get("/documents/cordis:no-such-project/grants")
     assert missing.status_code == 404
     assert "no-such-project" in detail_of(missing)
+
+
+# ---- capability profiles and Kazakh regions ---------------------------------------------------------
+def test_kazakh_participants_get_their_kato_region(sample_projects, kazakh_ids) -> None:
+    kazakh = [p.organization for project in sample_projects if project.id in kazakh_ids
+              for p in project.participants if p.organization.country == "KZ"]
+    astana = [o for o in kazakh if (o.city or "").casefold() == "astana"]
+    assert astana and all(o.region == "KZ-71" for o in astana)
+    assert all(o.region is None or o.region.startswith("KZ-") for o in kazakh)
+
+
+def test_profile_lists_activity_partners_topics_and_evidence(match_engine, slice_projects) -> None:
+    org = next(p.organization for project in slice_projects for p in project.participants
+               if p.organization.kind and p.organization.kind.value == "university" and p.organization.id)
+    own = [project for project in slice_projects if any(p.organization.id == org.id for p in project.participants)]
+    profile = match_engine.profile(org.id)
+    assert profile.name == org.name and profile.documents == len(own)
+    assert sum(profile.activity.values()) == len([p for p in own if p.year])
+    partners = {p.organization.id for project in own for p in project.participants} - {org.id}
+    assert profile.partners and {p.id for p in profile.partners} <= partners
+    assert profile.topics and {d.id for d in profile.recent} <= {p.id for p in own}
+    with pytest.raises(NotFoundError):
+        match_engine.profile("no-such-organisation")
+
+
+def test_profile_endpoint(match_home, encoder, slice_projects) -> None:
+    org_id = slice_projects[0].participants[0].organization.id
+    with TestClient(create_app(Settings(home=match_home), encoder=encoder)) as client:
+        assert client.get(f"/organizations/{org_id}").json()["id"] == org_id
+        assert client.get("/organizations/nobody").status_code == 404

@@ -23,6 +23,7 @@ from scimatch.engine.matching import MatchResult
 from scimatch.engine.orggraph import OrgGraph
 from scimatch.engine.partners import PartnerMatcher, PartnerQuery
 from scimatch.engine.passages import split_passages
+from scimatch.engine.profiles import OrgProfile, org_profile
 from scimatch.engine.results import IndexSummary, SearchResult
 from scimatch.engine.search import HybridSearcher
 from scimatch.engine.vector import FaissIndex, VectorConfig
@@ -248,6 +249,12 @@ class Engine:
     def related_grants_for_id(self, doc_id: str, limit: int = 10) -> list[RelatedGrant]:
         """Grants and projects related to a stored project or publication."""
         return funded_hits(self.catalog, self.similar_to_id(doc_id, limit, Filters(kinds=FUNDED_KINDS)))
+
+    def profile(self, org: str) -> OrgProfile:
+        """An organisation's capability profile: topics, activity by year, partners, region."""
+        self._sync_reader()
+        with self._rw.read():
+            return org_profile(self.catalog, self.lexical, self.graph, org)
 
     def match_enterprises(self, org: str, limit: int = 10, region: str | None = None,
                           region_mode: str = "any") -> MatchResult:

@@ -23,7 +23,10 @@ from scimatch.engine.fusion import Fused
 from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph, OrgInfo
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "partner_model.json"
-FEATURES = ("text_bm25", "text_vector", "collaboration", "activity", "same_country", "same_region")
+FEATURES = (
+    "text_bm25", "text_vector", "collaboration", "collaborating_askers", "collaboration_share",
+    "collaboration_text", "activity", "same_country", "same_region",
+)
 EVIDENCE_DECAY = (1.0, 0.5, 0.25)
 REGION_MODES = ("any", "first", "only")
 
@@ -123,11 +126,17 @@ def candidate_features(
             if info.kind in kinds and key not in asker:
                 per_org_docs.setdefault(key, []).append(f.key)
     collaboration: dict[str, int] = {}
+    askers_met: dict[str, int] = {}
+    shared_docs: dict[str, set[int]] = {}
     for asker_key in asker:
         for partner, count in graph.partners(asker_key, exclude_docs).items():
             if graph.orgs[partner].kind in kinds and partner not in asker:
                 collaboration[partner] = collaboration.get(partner, 0) + count
+                askers_met[partner] = askers_met.get(partner, 0) + 1
+                shared_docs.setdefault(partner, set()).update(graph.orgs[asker_key].docs - exclude_docs)
                 per_org_docs.setdefault(partner, [])
+    asker_activity = sum(graph.activity(a, exclude_docs) for a in asker) or 1
+    doc_score = {f.key: f.score for f in fused}
     asker_infos = [graph.orgs[a] for a in asker if a in graph.orgs]
     countries = {i.country for i in asker_infos if i.country}
     regions = {region} if region else {i.region for i in asker_infos if i.region}
@@ -139,6 +148,11 @@ def candidate_features(
             "text_bm25": decayed([bm25_norm.get(d, 0.0) for d in docs]),
             "text_vector": decayed([vector.get(d, 0.0) for d in docs]),
             "collaboration": math.log1p(shared),
+            # how many of the asking organisations know it, and how much of their work it shares
+            "collaborating_askers": float(askers_met.get(key, 0)),
+            "collaboration_share": shared / asker_activity,
+            # past joint work that also resembles the need is the strongest hint of a repeat consortium
+            "collaboration_text": decayed([doc_score.get(d, 0.0) for d in shared_docs.get(key, set()) & info.docs]),
             "activity": math.log1p(graph.activity(key, exclude_docs)),
             "same_country": 1.0 if info.country and info.country in countries else 0.0,
             "same_region": 1.0 if info.region and info.region in regions else 0.0,

@@ -32,8 +32,10 @@ ABLATION: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bm25 (text only)", ("text_bm25",)),
     ("vector (text only)", ("text_vector",)),
     ("bm25 + vector", ("text_bm25", "text_vector")),
-    ("+ collaboration", ("text_bm25", "text_vector", "collaboration")),
-    ("+ activity", ("text_bm25", "text_vector", "collaboration", "activity")),
+    ("+ collaboration", ("text_bm25", "text_vector", "collaboration", "collaborating_askers",
+                         "collaboration_share", "collaboration_text")),
+    ("+ activity", ("text_bm25", "text_vector", "collaboration", "collaborating_askers",
+                    "collaboration_share", "collaboration_text", "activity")),
     ("+ country, region", FEATURES),
 )
 

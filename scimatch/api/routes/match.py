@@ -103,6 +103,12 @@ class ExpertsIn(BaseModel):
     limit: int = Field(default=10, ge=1, le=100)
 
 
+@router.get("/organizations/{org_id:path}")
+def organization_profile(engine: EngineDep, org_id: str) -> dict:
+    """Capability profile: topics, activity by year, partners so far, region, recent documents."""
+    return asdict(engine.profile(org_id))
+
+
 @router.post("/match/enterprises")
 def match_enterprises(engine: EngineDep, payload: EnterprisesIn) -> dict:
     """The reverse direction: enterprises whose projects fit a research organisation's capabilities."""

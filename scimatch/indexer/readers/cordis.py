@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from scimatch.geo import region_label
 from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error
 from scimatch.indexer.readers.csv_reader import csv_rows
 from scimatch.records import OrganizationRef, OrgKind, Participant, Project
@@ -63,7 +64,10 @@ def _participant(row: dict[str, str]) -> Participant:
             name=row.get("name") or "",
             kind=ACTIVITY_KINDS.get(activity.upper()) if activity else None,
             country=_cell(row, "country"),
-            region=nuts[:4] if nuts and len(nuts) >= 4 else None,
+            # NUTS-2 in the EU; Kazakhstan has no NUTS, so its organisations get their KATO region
+            # (ISO 3166-2, e.g. KZ-75) from the city
+            region=region_label(_cell(row, "country"), nuts[:4] if nuts and len(nuts) >= 4 else None,
+                                _cell(row, "city")),
             city=_cell(row, "city"),
         ),
         role=_cell(row, "role"),
