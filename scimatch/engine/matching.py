@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,8 +26,22 @@ from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph, OrgInfo
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "partner_model.json"
 FEATURES = (
     "text_bm25", "text_vector", "collaboration", "collaborating_askers", "collaboration_share",
-    "collaboration_text", "activity", "same_country", "same_region",
+    "collaboration_text", "activity", "same_country", "same_region", "best_rank", "top20_documents",
+    "named_in_need", "city_in_need",
 )
+# Words that say what kind of body an organisation is, not which one: a need that says "university"
+# names no partner, one that says "Tartu" or "SINTEF" does.
+GENERIC_NAME_WORDS = frozenset([
+    "university", "universitat", "universite", "universidad", "universita", "universidade", "uniwersytet",
+    "universiteit", "of", "the", "and", "de", "di", "du", "des", "la", "le", "del", "della", "der", "fur", "für",
+    "institute", "institut", "instituto", "istituto", "national", "nationale", "nazionale", "research", "centre",
+    "center", "centro", "zentrum", "technology", "technical", "technische", "technologies", "foundation",
+    "fundacion", "fundacio", "stiftung", "association", "gmbh", "spa", "srl", "ltd", "limited", "bv", "ag", "oy",
+    "ab", "co", "sciences", "science", "scientific", "academy", "akademie", "college", "school", "higher",
+    "education", "hochschule", "polytechnic", "politecnico", "consiglio", "delle", "ricerche", "consejo",
+    "superior", "investigaciones"
+])
+NAME_WORD_RE = re.compile(r"\w+")
 EVIDENCE_DECAY = (1.0, 0.5, 0.25)
 REGION_MODES = ("any", "first", "only")
 
@@ -113,7 +128,7 @@ def decayed(scores: list[float]) -> float:
 
 def candidate_features(
     graph: OrgGraph, fused: Sequence[Fused], asker: Sequence[str], kinds: Sequence[str] = RESEARCH_KINDS,
-    exclude_docs: frozenset[int] = frozenset(), region: str | None = None,
+    exclude_docs: frozenset[int] = frozenset(), region: str | None = None, need_text: str = "",
 ) -> list[Candidate]:
     """Features for every organisation of the wanted kinds that the text or the asker's history suggests."""
     bm25_norm = dict(zip([f.key for f in fused if f.lexical_score is not None],
@@ -137,6 +152,8 @@ def candidate_features(
                 per_org_docs.setdefault(partner, [])
     asker_activity = sum(graph.activity(a, exclude_docs) for a in asker) or 1
     doc_score = {f.key: f.score for f in fused}
+    rank = {f.key: i for i, f in enumerate(fused, start=1)}
+    need_words = set(NAME_WORD_RE.findall(need_text.lower()))
     asker_infos = [graph.orgs[a] for a in asker if a in graph.orgs]
     countries = {i.country for i in asker_infos if i.country}
     regions = {region} if region else {i.region for i in asker_infos if i.region}
@@ -156,11 +173,21 @@ def candidate_features(
             "activity": math.log1p(graph.activity(key, exclude_docs)),
             "same_country": 1.0 if info.country and info.country in countries else 0.0,
             "same_region": 1.0 if info.region and info.region in regions else 0.0,
+            "best_rank": 1.0 / min((rank[d] for d in docs), default=math.inf),
+            "top20_documents": math.log1p(sum(1 for d in docs if rank[d] <= 20)),
+            **_named(info, need_words),
         }
-        doc_scores = {f.key: f.score for f in fused}
-        evidence = sorted(((d, doc_scores.get(d, 0.0)) for d in docs), key=lambda kv: -kv[1])
+        evidence = sorted(((d, doc_score.get(d, 0.0)) for d in docs), key=lambda kv: -kv[1])
         candidates.append(Candidate(info, features, evidence, shared))
     return candidates
+
+
+def _named(info: OrgInfo, need_words: set[str]) -> dict[str, float]:
+    """Does the need name the organisation (its distinctive name words) or its city?"""
+    words = [w for w in NAME_WORD_RE.findall(info.name.lower()) if len(w) > 2 and w not in GENERIC_NAME_WORDS]
+    named = sum(1 for w in words if w in need_words) / len(words) if words else 0.0
+    city = (info.city or "").lower()
+    return {"named_in_need": named, "city_in_need": 1.0 if len(city) > 3 and city in need_words else 0.0}
 
 
 def rank_candidates(

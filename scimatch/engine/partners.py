@@ -86,7 +86,8 @@ class PartnerMatcher:
         self.graph.refresh()
         asker = self.resolve_asker(query.asker)
         fused, terms = self.evidence_pool(query.text, query.exclude_docs)
-        candidates = candidate_features(self.graph, fused, asker, query.kinds, query.exclude_docs, query.region)
+        candidates = candidate_features(self.graph, fused, asker, query.kinds, query.exclude_docs, query.region,
+                                        query.text)
         return self._finish(candidates, terms, query, asker, started)
 
     def match_enterprises(self, org: str, limit: int = 10, region: str | None = None,

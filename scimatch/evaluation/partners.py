@@ -36,7 +36,12 @@ ABLATION: tuple[tuple[str, tuple[str, ...]], ...] = (
                          "collaboration_share", "collaboration_text")),
     ("+ activity", ("text_bm25", "text_vector", "collaboration", "collaborating_askers",
                     "collaboration_share", "collaboration_text", "activity")),
-    ("+ country, region", FEATURES),
+    ("+ country, region", ("text_bm25", "text_vector", "collaboration", "collaborating_askers",
+                           "collaboration_share", "collaboration_text", "activity", "same_country", "same_region")),
+    ("+ evidence ranks", ("text_bm25", "text_vector", "collaboration", "collaborating_askers",
+                          "collaboration_share", "collaboration_text", "activity", "same_country", "same_region",
+                          "best_rank", "top20_documents")),
+    ("+ names in the need (all)", FEATURES),
 )
 
 
@@ -76,7 +81,7 @@ def sample(projects: list[HeldOut], n: int, seed: int, training: bool) -> list[H
 def candidates_for(engine: Engine, project: HeldOut) -> list[Candidate]:
     exclude = frozenset({project.rowid})
     fused, _ = engine.partners.evidence_pool(project.text, exclude)
-    return candidate_features(engine.graph, fused, project.asker, RESEARCH_KINDS, exclude)
+    return candidate_features(engine.graph, fused, project.asker, RESEARCH_KINDS, exclude, need_text=project.text)
 
 
 def metrics(ranked_keys: list[list[str]], truths: list[frozenset[str]]) -> dict[str, float]:
