@@ -6,7 +6,6 @@ shared/data/pdfs/SOURCE.md (from each paper's Crossref record).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -52,12 +51,18 @@ def test_expert_is_the_author_of_the_matching_paper(engine: Engine, papers: list
     assert top.evidence[0].id == "10.21105/jose.00029"
     assert top.affiliations == ["Journal of Open Source Education"]
     assert 0.0 <= top.confidence <= 1.0
-    assert [e.confidence for e in result.experts] == sorted((e.confidence for e in result.experts), reverse=True)
+    assert all(e.confidence >= result.min_confidence for e in result.experts)
 
 
-def test_no_strong_match_instead_of_padding(engine: Engine, papers: list[Publication]) -> None:
-    engine.partners.model = replace(engine.partners.model, min_confidence=0.999)
-    result = engine.match_experts(papers[0].title)
+def test_no_strong_match_instead_of_padding(engine: Engine) -> None:
+    # a real text from another field: a SciFact abstract on newborn brain imaging
+    unrelated = Path("/work/shared/data/scifact/corpus.jsonl")
+    if not unrelated.exists():
+        pytest.skip("shared data not mounted")
+    import json
+
+    text = json.loads(unrelated.open().readline())["text"]
+    result = engine.match_experts(text)
     assert result.experts == [] and result.no_strong_match and "no strong match" in result.message
 
 

@@ -268,7 +268,7 @@ class Engine:
         self._sync_reader()
         with self._rw.read():
             fused, terms = self.partners.evidence_pool(text, frozenset())
-            return rank_experts(self.catalog, fused, terms, self.partners.model, limit)
+            return rank_experts(self.catalog, fused, terms, limit)
 
     def match_partners(self, query: PartnerQuery) -> MatchResult:
         """Research organisations for a need statement, with evidence and calibrated confidence."""

@@ -1,8 +1,10 @@
 """Experts: people (authors and person records) whose work fits a topic, with evidence and affiliation.
 
-People are found through the documents the text resembles, exactly as organisations are; their
-confidence uses the text part of the partner model (text evidence and activity), since no
-expert-level ground truth exists to fit a model of its own.
+People are found through the documents the text resembles, exactly as organisations are, and
+ranked by their decayed text evidence. No expert-level ground truth exists here to fit a calibrated
+model, so an expert's confidence is the cosine similarity of their best document to the text (MiniLM
+cosines under ~0.35 are unrelated texts on the SciFact and CORDIS data), and ``MIN_SIMILARITY`` is the
+'no strong match' cut-off.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from dataclasses import dataclass
 
 from scimatch.engine.catalog import Catalog
 from scimatch.engine.fusion import Fused
-from scimatch.engine.matching import Evidence, PartnerModel, decayed, minmax
+from scimatch.engine.matching import Evidence, decayed, minmax
 from scimatch.engine.snippets import snippet
 from scimatch.records import Person, Publication
 
 MAX_EVIDENCE = 5
+MIN_SIMILARITY = 0.35
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class ExpertResult:
     min_confidence: float
 
 
-def rank_experts(catalog: Catalog, fused: list[Fused], terms: str, model: PartnerModel, limit: int) -> ExpertResult:
+def rank_experts(catalog: Catalog, fused: list[Fused], terms: str, limit: int,
+                 min_similarity: float = MIN_SIMILARITY) -> ExpertResult:
     docs = catalog.get_many([f.key for f in fused])
     bm25 = dict(zip([f.key for f in fused if f.lexical_score is not None],
                     minmax([f.lexical_score for f in fused if f.lexical_score is not None]), strict=True))
@@ -60,14 +64,17 @@ def rank_experts(catalog: Catalog, fused: list[Fused], terms: str, model: Partne
             person["docs"].append(f.key)
     scored = []
     for key, person in people.items():
-        features = {"text_bm25": decayed([bm25.get(d, 0.0) for d in person["docs"]]),
-                    "text_vector": decayed([vector.get(d, 0.0) for d in person["docs"]])}
-        scored.append((model.score(features), key, person))
+        evidence_score = decayed([bm25.get(d, 0.0) for d in person["docs"]]) + decayed(
+            [vector.get(d, 0.0) for d in person["docs"]])
+        confidence = max(vector.get(d, 0.0) for d in person["docs"])
+        scored.append((evidence_score, confidence, key, person))
     scored.sort(key=lambda t: -t[0])
     experts = []
-    for confidence, key, person in scored:
-        if confidence < model.min_confidence or len(experts) >= limit:
+    for _, confidence, key, person in scored:
+        if len(experts) >= limit:
             break
+        if confidence < min_similarity:
+            continue
         evidence = []
         for doc in person["docs"][:MAX_EVIDENCE]:
             rec = docs[doc].record
@@ -76,6 +83,6 @@ def rank_experts(catalog: Catalog, fused: list[Fused], terms: str, model: Partne
         experts.append(ExpertMatch(key, person["name"], [n for n, _ in person["orgs"].most_common(3)],
                                    round(confidence, 4), len(person["docs"]), evidence))
     none = not experts
-    message = (f"no strong match: no person reaches confidence {model.min_confidence:.2f}" if none
-               else f"{len(experts)} people at confidence ≥ {model.min_confidence:.2f}")
-    return ExpertResult(experts, none, message, model.min_confidence)
+    message = (f"no strong match: no person's work reaches similarity {min_similarity:g}" if none
+               else f"{len(experts)} people with work at similarity ≥ {min_similarity:g}")
+    return ExpertResult(experts, none, message, min_similarity)

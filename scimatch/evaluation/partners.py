@@ -28,6 +28,7 @@ from scimatch.engine.orggraph import RESEARCH_KINDS
 from scimatch.indexer.pipeline import index_paths
 from scimatch.settings import Settings
 
+BASE_RATE_MULTIPLE = 3.0  # the 'no strong match' cut-off, in multiples of the training base rate
 ABLATION: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bm25 (text only)", ("text_bm25",)),
     ("vector (text only)", ("text_vector",)),
@@ -104,6 +105,7 @@ def fit_weights(cands: list[list[Candidate]], projects: list[HeldOut], features:
     x = np.vstack([feature_matrix(c)[:, idx] for c in cands if c])
     y = np.concatenate([[1 if cand.info.key in p.truth else 0 for cand in c] for c, p in zip(cands, projects, strict=True) if c])
     model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+    fit_weights.base_rate = float(y.mean())  # the share of candidates that are real partners
     return dict(zip(features, model.coef_[0].tolist(), strict=True)), float(model.intercept_[0])
 
 
@@ -155,7 +157,9 @@ def run_partners(
         if fit:
             weights, intercept = fit_weights(train_cands, train, FEATURES)
             MODEL_PATH.write_text(json.dumps({
-                "weights": weights, "intercept": intercept, "min_confidence": engine.partners.model.min_confidence,
+                "weights": weights, "intercept": intercept,
+                "min_confidence": round(BASE_RATE_MULTIPLE * fit_weights.base_rate, 4),
+                "base_rate": round(fit_weights.base_rate, 5),
                 "provenance": f"logistic regression on {len(train)} CORDIS training projects (hash quarter 0-3), "
                               f"features {list(FEATURES)}",
             }, indent=2))
