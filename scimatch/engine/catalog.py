@@ -301,29 +301,11 @@ class Catalog:
                 ).fetchall())
         return _stack(rows)
 
-    def passage_docs(self, pids: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """pid → (document rowid, passage number), without the text (the search hot path)."""
-        result: dict[int, tuple[int, int]] = {}
-        conn = self._conn()
-        for start in range(0, len(pids), 900):
-            chunk = [int(p) for p in pids[start:start + 900]]
-            for row in conn.execute(
-                f"SELECT pid, doc, seq FROM passages WHERE pid IN ({','.join('?' * len(chunk))})", chunk
-            ):
-                result[row[0]] = (row[1], row[2])
-        return result
-
-    def passages_of(self, pids: Sequence[int]) -> dict[int, tuple[int, int, str]]:
-        """pid → (document rowid, passage number, passage text)."""
-        result: dict[int, tuple[int, int, str]] = {}
-        conn = self._conn()
-        for start in range(0, len(pids), 500):
-            chunk = [int(p) for p in pids[start:start + 500]]
-            for row in conn.execute(
-                f"SELECT pid, doc, seq, text FROM passages WHERE pid IN ({','.join('?' * len(chunk))})", chunk
-            ):
-                result[int(row[0])] = (int(row[1]), int(row[2]), row[3])
-        return result
+    def passage_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sorted pids, their documents, their passage numbers) for every passage."""
+        rows = self._conn().execute("SELECT pid, doc, seq FROM passages ORDER BY pid").fetchall()
+        table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
 
     def doc_vectors(self, rowid: int) -> np.ndarray:
         rows = self._conn().execute(
