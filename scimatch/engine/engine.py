@@ -33,6 +33,7 @@ from scimatch.records import Record
 from scimatch.settings import Settings
 
 MANIFEST_VERSION = 1
+PASSAGE_RULE_VERSION = 2  # 2: texts up to twice the passage length stay whole
 
 
 class Engine:
@@ -83,6 +84,11 @@ class Engine:
     def identity(self) -> dict[str, object]:
         return {"model": self.spec.name, "package": self.spec.package, "dim": self.spec.dim}
 
+    def passage_rule(self) -> dict[str, int]:
+        """How texts are cut into embedded passages; an index keeps one rule for all its vectors."""
+        return {"words": self.settings.passage_words, "overlap": self.settings.passage_overlap,
+                "rule": PASSAGE_RULE_VERSION}
+
     def _check_manifest(self) -> None:
         """Refuse to open an index built with another model: mixed vectors would be meaningless."""
         path = self.home / "manifest.json"
@@ -93,8 +99,13 @@ class Engine:
                     f"{self.home} was built with model {manifest.get('model')!r} "
                     f"(dim {manifest.get('dim')}), not {self.spec.name!r}; use another --home or re-index"
                 )
+            if manifest.get("passages") != self.passage_rule():
+                raise IndexMismatchError(
+                    f"{self.home} was built with passages {manifest.get('passages')}, not {self.passage_rule()}: "
+                    "its vectors would not match new ones; use another --home or re-index"
+                )
             return
-        manifest = {**self.identity(), "version": MANIFEST_VERSION,
+        manifest = {**self.identity(), "passages": self.passage_rule(), "version": MANIFEST_VERSION,
                     "created": datetime.now(UTC).isoformat(timespec="seconds")}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(manifest, indent=2))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scimatch.engine.engine import Engine
+from scimatch.engine.engine import PASSAGE_RULE_VERSION, Engine
 from scimatch.engine.filters import Filters
 from scimatch.engine.results import MODES
 from scimatch.errors import InputError
@@ -51,7 +51,7 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
 
 
 def eval_home(corpus: Path, settings: Settings) -> Path:
-    key = f"{corpus.resolve()}|{settings.model}|{settings.passage_words}|{settings.passage_overlap}"
+    key = f"{corpus.resolve()}|{settings.model}|{settings.passage_words}|{settings.passage_overlap}|{PASSAGE_RULE_VERSION}"
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return Path.home() / ".scimatch" / "eval" / f"{corpus.parent.name}-{digest}"
 
