@@ -114,7 +114,7 @@ def similar(
     as_json: JsonOpt = False,
 ) -> None:
     """Related work for a stored record, a pasted text or a PDF."""
-    from scimatch.indexer.readers.pdf import extract_pdf
+    from scimatch.pdftext import extract_pdf
 
     if sum(x is not None for x in (doc_id, text, pdf)) != 1:
         fail("give exactly one of ID, --text or --pdf")

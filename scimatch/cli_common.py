@@ -58,7 +58,7 @@ def print_result(result, as_json: bool) -> None:
 
 def read_need(text: str | None, pdf: Path | None) -> str:
     """The need statement from --text or a PDF (exactly one)."""
-    from scimatch.indexer.readers.pdf import extract_pdf
+    from scimatch.pdftext import extract_pdf
 
     if (text is None) == (pdf is None):
         fail("give exactly one of TEXT or --pdf")

@@ -12,7 +12,7 @@ import pytest
 
 from scimatch.engine.engine import Engine
 from scimatch.errors import ScimatchError
-from scimatch.indexer.readers.pdf import extract_pdf
+from scimatch.pdftext import extract_pdf
 from scimatch.records import Author, OrganizationRef, Publication
 
 PDFS = Path(__file__).resolve().parents[1] / "scimatch" / "data" / "sample" / "pdfs"

@@ -17,8 +17,9 @@ from scimatch.indexer.readers.base import Rejection
 from scimatch.indexer.readers.cordis import read_cordis_dir
 from scimatch.indexer.readers.csv_reader import load_mapping, read_csv
 from scimatch.indexer.readers.openalex import institution_ref, read_openalex
-from scimatch.indexer.readers.pdf import extract_pdf, guess_title, mojibake_share, read_pdf
+from scimatch.indexer.readers.pdf import read_pdf
 from scimatch.indexer.readers.registry import FORMATS, read_path
+from scimatch.pdftext import extract_pdf, guess_title, mojibake_share
 from scimatch.records import OrgKind, Project, Publication
 
 REPO = Path(__file__).resolve().parents[1]

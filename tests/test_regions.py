@@ -149,7 +149,10 @@ def expected(projects: list[Project], country: str | None = None) -> dict[str, d
 
 
 def test_kazakh_regions_have_the_right_organisations_and_funding(engine, projects):
-    rows = {r.region: r for r in region_indicators(engine.catalog, country="KZ")}
+    everything = region_indicators(engine.catalog, country="KZ")
+    assert len(everything) == 20 and len({r.region for r in everything}) == 20  # all of Kazakhstan's regions
+    rows = {r.region: r for r in everything if r.organisations}
+    assert all(r.projects == r.grants == 0 and not r.by_kind for r in everything if r.region not in rows)
     want = expected(projects, "KZ")
     assert set(rows) == set(want) == {"KZ-75", "KZ-71", "KZ-33", "KZ-19"}
     assert "NAZARBAYEV UNIVERSITY" in want["KZ-71"]["names"]
@@ -242,7 +245,7 @@ def test_route_returns_json(client, engine):
     body = response.json()
     assert body["country"] == "KZ" and body["level"] == "region" and "concentration" in body["definitions"]
     want = [r.to_dict() for r in region_indicators(engine.catalog, country="KZ")]
-    assert body["rows"] == json.loads(json.dumps(want)) and body["count"] == 4
+    assert body["rows"] == json.loads(json.dumps(want)) and body["count"] == 20
     cities = client.get("/stats/regions", params={"country": "KZ", "level": "city", "top_topics": 2}).json()
     assert {r["city"] for r in cities["rows"]} == {"Almaty", "Astana", "Taldykorgan", "Kaskelen"}
     assert all(len(r["topics"]) <= 2 for r in cities["rows"])
@@ -251,7 +254,9 @@ def test_route_returns_json(client, engine):
 def test_route_returns_csv(client):
     response = client.get("/stats/regions", params={"country": "KZ", "format": "csv"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
-    assert {r["region"] for r in csv.DictReader(io.StringIO(response.text))} == {"KZ-75", "KZ-71", "KZ-33", "KZ-19"}
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 20
+    assert {r["region"] for r in rows if int(r["organisations"])} == {"KZ-75", "KZ-71", "KZ-33", "KZ-19"}
 
 
 @pytest.mark.parametrize("params", [{"level": "state"}, {"format": "xml"}, {"country": "KAZ"}, {"top_topics": -1},
@@ -274,7 +279,8 @@ def test_cli_prints_json_csv_and_table(cli_app, home, tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli_app, ["--home", str(home), "--country", "KZ", "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert {r["region"] for r in json.loads(result.stdout)["rows"]} == {"KZ-75", "KZ-71", "KZ-33", "KZ-19"}
+    assert {r["region"] for r in json.loads(result.stdout)["rows"] if r["organisations"]} == {
+        "KZ-75", "KZ-71", "KZ-33", "KZ-19"}
     out = tmp_path / "kz.csv"
     result = runner.invoke(cli_app, ["--home", str(home), "--country", "KZ", "--level", "city", "--format", "csv",
                                      "--output", str(out)])

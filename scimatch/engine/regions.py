@@ -257,7 +257,7 @@ def region_indicators(catalog: Catalog, country: str | None = None, top_topics: 
 def _empty_kz_regions(present: set[str]) -> list[RegionRow]:
     """Kazakhstan's other regions, listed with zeros: 'nothing here yet' is an answer too."""
     return [
-        RegionRow("region", r.iso_3166_2, r.name_en, "KZ", None, None, 0, {}, 0, 0, 0, {}, 0, 0)
+        RegionRow("region", r.iso_3166_2, r.name_en, "KZ", None, None, 0, Counter(), 0, 0, 0, {}, 0, 0)
         for r in kz_regions() if r.iso_3166_2 not in present
     ]
 

@@ -10,8 +10,6 @@ from pydantic import ValidationError
 
 from scimatch.api.deps import AdminDep, EngineDep
 from scimatch.api.schemas import DeletedOut, IndexSummaryOut
-from scimatch.indexer.pipeline import index_records
-from scimatch.indexer.readers.base import Rejection, describe_validation_error
 from scimatch.records import parse_record
 
 router = APIRouter(tags=["documents"], dependencies=[AdminDep])
@@ -24,17 +22,18 @@ def add_documents(
     records: Annotated[list[dict], Body(description="Records in the native schema.", max_length=MAX_RECORDS_PER_REQUEST)],
 ) -> dict:
     """Add or update records. Invalid ones are listed as rejected; valid ones are stored."""
-    items = []
+    valid, rejected = [], []
     for number, data in enumerate(records, start=1):
         try:
             data.setdefault("kind", "publication")
-            items.append(parse_record(data))
+            valid.append(parse_record(data))
         except ValidationError as exc:
-            items.append(Rejection("body", number, describe_validation_error(exc)))
-    summary = index_records(engine, items)
-    if not (summary.added or summary.updated or summary.unchanged):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"rejected": summary.rejected})
-    return asdict(summary)
+            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
+            rejected.append(f"body:{number}: {fields}")
+    if not valid:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"rejected": rejected})
+    summary = engine.upsert(valid)
+    return {**asdict(summary), "rejected": rejected}
 
 
 @router.delete("/documents/{doc_id:path}", response_model=DeletedOut)

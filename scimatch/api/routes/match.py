@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from scimatch.api.deps import EngineDep, SettingsDep
 from scimatch.engine.orggraph import RESEARCH_KINDS
 from scimatch.engine.partners import PartnerQuery
-from scimatch.indexer.readers.pdf import extract_pdf
+from scimatch.pdftext import extract_pdf
 from scimatch.records import OrgKind
 
 router = APIRouter(tags=["match"])

@@ -13,7 +13,7 @@ from scimatch.api.deps import EngineDep, SettingsDep
 from scimatch.api.schemas import SearchOut, SimilarTextIn
 from scimatch.engine.filters import Filters
 from scimatch.engine.results import MODES
-from scimatch.indexer.readers.pdf import extract_pdf
+from scimatch.pdftext import extract_pdf
 from scimatch.records import OrgKind, RecordKind
 
 router = APIRouter(tags=["search"])
