@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +217,3 @@ def _in_region(candidate: Candidate, region: str | None) -> bool:
 def feature_matrix(candidates: Sequence[Candidate]) -> np.ndarray:
     return np.array([[c.features[name] for name in FEATURES] for c in candidates], dtype=np.float64)
 
-
-def timer() -> float:
-    return time.perf_counter()

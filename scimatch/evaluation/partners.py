@@ -97,16 +97,20 @@ def metrics(ranked_keys: list[list[str]], truths: list[frozenset[str]]) -> dict[
     return {"recall@10": round(recall / n, 4), "hit@10": round(hit / n, 4), "mrr": round(mrr / n, 4)}
 
 
-def fit_weights(cands: list[list[Candidate]], projects: list[HeldOut], features: tuple[str, ...]):
-    """Logistic regression on candidate rows labelled by true participation (training projects only)."""
+def fit_weights(
+    cands: list[list[Candidate]], projects: list[HeldOut], features: tuple[str, ...],
+) -> tuple[dict[str, float], float, float]:
+    """Logistic regression on candidate rows labelled by true participation (training projects only).
+
+    Returns (weights, intercept, base rate): the base rate is the share of candidates that are real
+    partners, from which the 'no strong match' cut-off is set."""
     from sklearn.linear_model import LogisticRegression
 
     idx = [FEATURES.index(f) for f in features]
     x = np.vstack([feature_matrix(c)[:, idx] for c in cands if c])
     y = np.concatenate([[1 if cand.info.key in p.truth else 0 for cand in c] for c, p in zip(cands, projects, strict=True) if c])
     model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
-    fit_weights.base_rate = float(y.mean())  # the share of candidates that are real partners
-    return dict(zip(features, model.coef_[0].tolist(), strict=True)), float(model.intercept_[0])
+    return dict(zip(features, model.coef_[0].tolist(), strict=True)), float(model.intercept_[0]), float(y.mean())
 
 
 def rank_keys(cands: list[Candidate], weights: dict[str, float], intercept: float) -> tuple[list[str], list[float]]:
@@ -151,15 +155,15 @@ def run_partners(
             if len(features) == 1:  # a single text signal: rank by it directly, nothing to learn
                 keys = [[c.info.key for c in sorted(cs, key=lambda c: -c.features[features[0]])] for cs in test_cands]
             else:
-                weights, intercept = fit_weights(train_cands, train, features)
+                weights, intercept, _ = fit_weights(train_cands, train, features)
                 keys = [rank_keys(cs, weights, intercept)[0] for cs in test_cands]
             table[label] = metrics(keys, truths)
         if fit:
-            weights, intercept = fit_weights(train_cands, train, FEATURES)
+            weights, intercept, base_rate = fit_weights(train_cands, train, FEATURES)
             MODEL_PATH.write_text(json.dumps({
                 "weights": weights, "intercept": intercept,
-                "min_confidence": round(BASE_RATE_MULTIPLE * fit_weights.base_rate, 4),
-                "base_rate": round(fit_weights.base_rate, 5),
+                "min_confidence": round(BASE_RATE_MULTIPLE * base_rate, 4),
+                "base_rate": round(base_rate, 5),
                 "provenance": f"logistic regression on {len(train)} CORDIS training projects (hash quarter 0-3), "
                               f"features {list(FEATURES)}",
             }, indent=2))
