@@ -165,3 +165,26 @@ def test_mismatching_index_is_refused_with_a_message(tiny, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(manifest))
     result = runner.invoke(app, ["stats", "--home", str(copy)])
     assert result.exit_code != 0 and "another-model" in result.output
+
+
+# ---- bad input to the matching and evaluation commands ----------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["match", "enterprises", "no such organisation"], "no organisation"),
+        (["match", "profile", "no such organisation"], "no organisation"),
+        (["match", "experts", "   "], "empty"),
+        (["match", "partners"], "exactly one"),
+    ],
+)
+def test_match_commands_reject_bad_input(tmp_path, args, message) -> None:
+    result = CliRunner().invoke(app, [*args, "--home", str(tmp_path / "home")])
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_eval_commands_name_a_missing_folder(tmp_path) -> None:
+    missing = tmp_path / "nowhere"
+    for args in (["eval", "beir", str(missing)], ["eval", "partners", str(missing), "--home", str(tmp_path / "h")]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1 and "nowhere" in result.output, result.output

@@ -25,6 +25,7 @@ import numpy as np
 from scimatch.engine.engine import Engine
 from scimatch.engine.matching import FEATURES, MODEL_PATH, Candidate, candidate_features, feature_matrix
 from scimatch.engine.orggraph import RESEARCH_KINDS
+from scimatch.errors import InputError
 from scimatch.indexer.pipeline import index_paths
 from scimatch.settings import Settings
 
@@ -139,11 +140,15 @@ def run_partners(
 ) -> dict:
     from scimatch.evaluation.beir import eval_home
 
+    if not data.is_dir():
+        raise InputError(str(data), "not a folder (expected a CORDIS export: projects and organisations files)")
     settings = settings.model_copy(update={"home": home or eval_home(data / "projects.csv", settings)})
     with Engine(settings) as engine:
         progress(f"indexing {data} into {settings.home} (first run embeds every project; later runs skip them)")
         index_paths(engine, [data], batch_size=settings.index_batch_size)
         projects = eligible_projects(engine)
+        if not projects:
+            raise InputError(str(data), "no project with an objective, a company and a research participant")
         train = sample(projects, n_train, 0, training=True)
         test = sample(projects, n, seed, training=False)
         progress(f"{len(projects)} eligible projects; training {len(train)}, held out {len(test)} (seed {seed})")
