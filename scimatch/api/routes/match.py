@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from scimatch.api.deps import EngineDep, SettingsDep
+from scimatch.api.uploads import body_or_pdf, validated
 from scimatch.engine.orggraph import RESEARCH_KINDS
 from scimatch.engine.partners import PartnerQuery
-from scimatch.pdftext import extract_pdf
 from scimatch.records import OrgKind
 
 router = APIRouter(tags=["match"])
@@ -32,44 +31,6 @@ class RelatedIn(BaseModel):
     size: int = Field(default=10, ge=1, le=100)
 
 
-async def _body_or_pdf(request: Request, max_bytes: int) -> dict:
-    """JSON body, or multipart with a PDF ``file`` plus the other fields as form values."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload larger than {max_bytes} bytes")
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
-        body = await request.body()
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body must be a JSON object")
-        return data
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=20, max_part_size=max_bytes)
-        data: dict = {k: v for k, v in form.multi_items() if isinstance(v, str) and k not in ("asker", "kinds")}
-        data["asker"] = [v for v in form.getlist("asker") if isinstance(v, str)]
-        if form.getlist("kinds"):
-            data["kinds"] = [v for v in form.getlist("kinds") if isinstance(v, str)]
-        upload = form.get("file")
-        if upload is not None and not isinstance(upload, str):
-            raw = await upload.read(max_bytes + 1)
-            if len(raw) > max_bytes:
-                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "file too large")
-            data["text"] = extract_pdf(raw, name=upload.filename or "upload.pdf").text
-        return data
-    raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/json or multipart/form-data")
-
-
-def _validate(model: type[BaseModel], data: dict) -> BaseModel:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json.loads(exc.json())) from exc
-
-
 BODY_DOC = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": PartnersIn.model_json_schema()},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
@@ -83,7 +44,7 @@ BODY_DOC = {"requestBody": {"required": True, "content": {
 async def match_partners(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
     """Ranked research organisations for a need (text or PDF), each with evidence and confidence,
     or an explicit ``no_strong_match``."""
-    payload = _validate(PartnersIn, await _body_or_pdf(request, settings.max_upload_bytes))
+    payload = validated(PartnersIn, await body_or_pdf(request, settings.max_upload_bytes))
     if not payload.text.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the need statement is blank")
     query = PartnerQuery(payload.text, tuple(payload.asker), tuple(k.value for k in payload.kinds),
@@ -121,7 +82,7 @@ def match_enterprises(engine: EngineDep, payload: EnterprisesIn) -> dict:
         "file": {"type": "string", "format": "binary"}, "limit": {"type": "integer"}}}}}}})
 async def match_experts(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
     """Scientists for a topic or text (or PDF), with evidence and affiliation."""
-    payload = _validate(ExpertsIn, await _body_or_pdf(request, settings.max_upload_bytes))
+    payload = validated(ExpertsIn, await body_or_pdf(request, settings.max_upload_bytes))
     if not payload.text.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the text is blank")
     return asdict(engine.match_experts(payload.text, payload.limit))
@@ -133,7 +94,7 @@ async def match_experts(request: Request, engine: EngineDep, settings: SettingsD
         "file": {"type": "string", "format": "binary"}, "size": {"type": "integer"}}}}}}})
 async def related_grants(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
     """Grants and projects related to a text or PDF, with funder, programme, dates and amount."""
-    payload = _validate(RelatedIn, await _body_or_pdf(request, settings.max_upload_bytes))
+    payload = validated(RelatedIn, await body_or_pdf(request, settings.max_upload_bytes))
     if not payload.text.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the text is blank")
     return {"grants": [asdict(g) for g in engine.related_grants_for_text(payload.text, payload.size)]}

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import ValidationError
 
 from scimatch.api.deps import EngineDep, SettingsDep
 from scimatch.api.schemas import SearchOut, SimilarTextIn
+from scimatch.api.uploads import body_or_pdf, validated
 from scimatch.engine.filters import Filters
 from scimatch.engine.results import MODES
-from scimatch.pdftext import extract_pdf
 from scimatch.records import OrgKind, RecordKind
 
 router = APIRouter(tags=["search"])
@@ -82,46 +80,7 @@ def get_document(engine: EngineDep, doc_id: str) -> dict:
 )
 async def similar_to_upload(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
     """Related work for pasted text (JSON ``{"text": ...}``) or an uploaded PDF (multipart ``file``)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            f"upload larger than {settings.max_upload_bytes} bytes")
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        text, size = await _read_form(request, settings.max_upload_bytes)
-    elif content_type.startswith("application/json"):
-        body = await request.body()
-        if len(body) > settings.max_upload_bytes:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body too large")
-        try:
-            payload = SimilarTextIn.model_validate_json(body)
-        except ValidationError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json.loads(exc.json())) from exc
-        text, size = payload.text, payload.size
-    else:
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            "send application/json {\"text\": ...} or multipart/form-data with a PDF 'file'")
-    if not text.strip():
+    payload = validated(SimilarTextIn, await body_or_pdf(request, settings.max_upload_bytes))
+    if not payload.text.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no text to compare")
-    return asdict(engine.similar_to_text(text, limit=size))
-
-
-async def _read_form(request: Request, max_bytes: int) -> tuple[str, int]:
-    form = await request.form(max_files=1, max_fields=5, max_part_size=max_bytes)
-    size_field = form.get("size", "10")
-    try:
-        size = int(str(size_field))
-    except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "size must be an integer") from None
-    if not 1 <= size <= 100:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "size must be between 1 and 100")
-    upload = form.get("file")
-    if upload is not None and not isinstance(upload, str):
-        data = await upload.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "file too large")
-        return extract_pdf(data, name=upload.filename or "upload.pdf").text, size
-    text = form.get("text")
-    if isinstance(text, str):
-        return text, size
-    raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give a 'text' field or a PDF 'file'")
+    return asdict(engine.similar_to_text(payload.text, limit=payload.size))
