@@ -147,13 +147,13 @@ def candidate_features(
                 per_org_docs.setdefault(key, []).append(f.key)
     collaboration: dict[str, int] = {}
     askers_met: dict[str, int] = {}
-    shared_docs: dict[str, set[int]] = {}
+    # a document of both the candidate and any asker is one they shared: one union serves every candidate
+    asker_docs = set().union(*(graph.orgs[a].docs for a in asker if a in graph.orgs)) - exclude_docs
     for asker_key in asker:
         for partner, count in graph.partners(asker_key, exclude_docs).items():
             if graph.orgs[partner].kind in kinds and partner not in asker:
                 collaboration[partner] = collaboration.get(partner, 0) + count
                 askers_met[partner] = askers_met.get(partner, 0) + 1
-                shared_docs.setdefault(partner, set()).update(graph.orgs[asker_key].docs - exclude_docs)
                 per_org_docs.setdefault(partner, [])
     asker_activity = sum(graph.activity(a, exclude_docs) for a in asker) or 1
     doc_score = {f.key: f.score for f in fused}
@@ -174,7 +174,7 @@ def candidate_features(
             "collaborating_askers": float(askers_met.get(key, 0)),
             "collaboration_share": shared / asker_activity,
             # past joint work that also resembles the need is the strongest hint of a repeat consortium
-            "collaboration_text": decayed([doc_score.get(d, 0.0) for d in shared_docs.get(key, set()) & info.docs]),
+            "collaboration_text": decayed([doc_score.get(d, 0.0) for d in asker_docs & info.docs]),
             "activity": math.log1p(graph.activity(key, exclude_docs)),
             "same_country": 1.0 if info.country and info.country in countries else 0.0,
             "same_region": 1.0 if info.region and info.region in regions else 0.0,

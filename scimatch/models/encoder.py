@@ -56,10 +56,6 @@ class Encoder:
     def dim(self) -> int:
         return self.spec.dim
 
-    def identity(self) -> dict[str, object]:
-        """What an index records about the model that built it."""
-        return {"model": self.spec.name, "package": self.spec.package, "dim": self.spec.dim}
-
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
