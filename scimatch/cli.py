@@ -20,6 +20,7 @@ from scimatch.cli_common import (
     print_result,
     settings_for,
 )
+from scimatch.cli_duplicates import audit, duplicates_app, keys_app, proposals_app
 from scimatch.cli_eval import bench, eval_app
 from scimatch.cli_match import match_app
 from scimatch.cli_regions import regions_command
@@ -29,7 +30,11 @@ app = typer.Typer(help="scimatch: hybrid search and matching for the Digital Sci
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(eval_app, name="eval")
 app.add_typer(match_app, name="match")
+app.add_typer(duplicates_app, name="duplicates")
+app.add_typer(proposals_app, name="proposals")
+app.add_typer(keys_app, name="keys")
 app.command()(bench)
+app.command()(audit)
 
 
 @app.command()

@@ -74,6 +74,55 @@ def eval_fusion(
     Console().print(table)
 
 
+@eval_app.command("duplicates")
+def eval_duplicates(
+    data: Annotated[Path, typer.Argument(help="CORDIS folder (projects + organisations files).")],
+    sample_size: Annotated[int, typer.Option("--sample", help="Source projects (each gives 4 copies and 1 negative).")] = 200,
+    seed: Annotated[int, typer.Option(help="Which source projects are drawn.")] = 1,
+    split: Annotated[str, typer.Option(help="test (report) or train (fit).")] = "test",
+    fit: Annotated[bool, typer.Option("--fit", help="Refit and save the shipped duplicate model (needs --split train).")] = False,
+    save: Annotated[Path | None, typer.Option(help="Also write the full result (figures, model) as JSON here.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Precision and recall of the duplicate check on verbatim, partial, shuffled and reworded copies."""
+    from rich.progress import Progress
+
+    from scimatch.evaluation.duplicates import KINDS, run_duplicates
+
+    if split not in ("train", "test"):
+        fail(f"--split must be train or test, not {split!r}")
+    if fit and split != "train":
+        fail("--fit learns on training sources only: add --split train")
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    with Progress(console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("checking copies and negatives", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            result = run_duplicates(data, Settings(), sample_size, seed, split, fit, home, progress, tick)
+        except ScimatchError as exc:
+            fail(str(exc))
+    if save:
+        save.write_text(json.dumps(result, indent=2) + "\n")
+    if as_json:
+        print(json.dumps({k: result[k] for k in (*KINDS, "negatives")}))
+        return
+    table = Table(title=f"duplicate check, {result['sources']} {split} sources (seed {seed}), "
+                        f"{result['negatives']} negatives ({result['negative_false_flags']} falsely flagged)")
+    for column in ("copy", "precision", "recall", "copies", "wrong records flagged"):
+        table.add_column(column)
+    for kind in KINDS:
+        row = result[kind]
+        table.add_row(kind, f"{row['precision']:.3f}", f"{row['recall']:.3f}", str(row["copies"]), str(row["false_flags"]))
+    Console().print(table)
+
+
 @eval_app.command("partners")
 def eval_partners(
     data: Annotated[Path, typer.Argument(help="CORDIS folder (projects + organisations files).")],

@@ -24,6 +24,7 @@ class RecordKind(StrEnum):
     grant = "grant"
     organization = "organization"
     person = "person"
+    proposal = "proposal"
 
 
 class OrgKind(StrEnum):
@@ -95,10 +96,13 @@ class RecordBase(_Strict):
             raise ValueError("a record needs a title or a text")
         return self
 
+    def text_fields(self) -> list[str]:
+        """The record's texts in reading order (title first); each is cut into sentences on its own."""
+        return [p for p in (self.title, self.text) if p]
+
     def searchable_text(self) -> str:
         """Title and body as one string: what both the lexical and vector sides see."""
-        parts = [self.title, self.text]
-        return "\n".join(p for p in parts if p)
+        return "\n".join(self.text_fields())
 
     def content_hash(self) -> str:
         """A stable hash of everything stored, so an unchanged record is not re-embedded."""
@@ -169,8 +173,28 @@ class Person(RecordBase):
         return list(self.affiliations)
 
 
+class Proposal(RecordBase):
+    """A submitted grant proposal: confidential, so it lives in the proposal store, never in the
+    public catalog, and only officer and admin keys ever see it."""
+
+    kind: Literal[RecordKind.proposal] = RecordKind.proposal
+    call: str = Field(min_length=1, max_length=256)
+    aims: str = ""
+    full_text: str = ""
+    applicant: OrganizationRef | None = None
+    people: list[str] = Field(default_factory=list)
+    requested_amount: float | None = Field(default=None, ge=0)
+    currency: str | None = None
+
+    def text_fields(self) -> list[str]:
+        return [p for p in (self.title, self.text, self.aims, self.full_text) if p]
+
+    def organizations(self) -> list[OrganizationRef]:
+        return [self.applicant] if self.applicant else []
+
+
 Record = Annotated[
-    Publication | Project | Grant | Organization | Person, Field(discriminator="kind")
+    Publication | Project | Grant | Organization | Person | Proposal, Field(discriminator="kind")
 ]
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 

@@ -40,4 +40,19 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(default=2000, ge=10)
     max_upload_bytes: int = Field(default=20_000_000, ge=1000)
     max_similar_words: int = Field(default=15_000, ge=100)
-    admin_key: str | None = Field(default=None, description="Key for write endpoints (X-API-Key).")
+    admin_key: str | None = Field(default=None, description="A single admin key (X-API-Key), kept for simple set-ups.")
+    api_keys_file: Path | None = Field(
+        default=None, description="JSON file of hashed API keys with roles (default: <home>/api_keys.json).")
+    api_keys: str | None = Field(
+        default=None, description='Hashed API keys as JSON, e.g. [{"name": "ana", "role": "officer", "sha256": "..."}].')
+
+    def key_file(self) -> Path:
+        return self.api_keys_file or Path(self.home) / "api_keys.json"
+
+    # request limits, enforced by scimatch/api/ratelimit.py before any route runs
+    max_request_bytes: int = Field(default=25_000_000, ge=1000, description="Largest request body (413 above).")
+    max_query_string_bytes: int = Field(default=16_384, ge=256, description="Longest URL query string (422 above).")
+    rate_limit_per_minute: int = Field(
+        default=120, ge=0, description="Expensive requests (matching, POST /similar, related grants, uploads, writes) "
+        "per minute per API key, or per client address without a key; 0 turns the limit off.")
+    rate_limit_burst: int = Field(default=40, ge=1, description="Expensive requests a caller may make at once.")

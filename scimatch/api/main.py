@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from scimatch.api.routes import documents, match, regions, search, system
+from scimatch.api.ratelimit import RequestLimits
+from scimatch.api.routes import documents, match, proposals, regions, search, system, web
 from scimatch.engine.engine import Engine
 from scimatch.errors import InputError, NotFoundError, ScimatchError
 from scimatch.models import Encoder
@@ -31,8 +32,9 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
 
     app = FastAPI(title="scimatch", version="0.1.0", lifespan=lifespan,
                   description="Hybrid search and matching over publications, projects, grants and organizations.")
-    for module in (match, regions, search, documents, system):
+    for module in (match, regions, search, documents, proposals, system, web):
         app.include_router(module.router)
+    app.add_middleware(RequestLimits, settings=settings)
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:

@@ -7,11 +7,17 @@ Bounded: a declared or actual body over the upload limit is a 413, an uploaded P
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import HTTPException, Request, status
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from scimatch.pdftext import extract_pdf
+
+
+def _not_json(constant: str) -> None:
+    """NaN and Infinity are not JSON (Python accepts them; the 422 that echoes them could not be sent)."""
+    raise ValueError(f"{constant} is not valid JSON")
 
 
 async def body_or_pdf(request: Request, max_bytes: int) -> dict:
@@ -25,8 +31,8 @@ async def body_or_pdf(request: Request, max_bytes: int) -> dict:
         if len(body) > max_bytes:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "body too large")
         try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            data = json.loads(body, parse_constant=_not_json)
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body is not valid JSON") from None
         if not isinstance(data, dict):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body must be a JSON object")
@@ -52,3 +58,29 @@ def validated(model: type[BaseModel], data: dict) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json.loads(exc.json())) from exc
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers: a message, or the list (or object) of what failed validation."""
+
+    detail: str | list[Any] | dict[str, Any] = Field(description="What was wrong, naming the parameter, file or line.")
+
+
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description, **extra}
+
+
+# The error answers a route may give, for the OpenAPI schema (routers pass them as ``responses``): the domain
+# errors of the routes and the limits of ``api/ratelimit.py``, which answer before any route runs.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("A request the engine cannot answer, e.g. an organisation without documents."),
+    404: _error("No record or organisation with that id."),
+    413: _error("Request body or uploaded file larger than the limit."),
+    415: _error("A body that is neither JSON nor multipart/form-data."),
+    422: _error("Invalid parameters, body, text or file (named, with the line where there is one), "
+                "or a query string over the limit."),
+    429: _error("Too many expensive requests (matching, related work from a text or PDF, uploads, writes) "
+                "from this API key or address.",
+                headers={"Retry-After": {"description": "Seconds until the next request is allowed.",
+                                         "schema": {"type": "integer"}, "required": True}}),
+}

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scimatch.records import Record, record_from_json
+from scimatch.errors import ScimatchError
+from scimatch.records import Record, RecordKind, record_from_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -163,6 +164,8 @@ class Catalog:
 
     def _write_one(self, conn: sqlite3.Connection, item: PendingWrite) -> int:
         rec = item.record
+        if rec.kind == RecordKind.proposal:  # the public catalog must never hold a proposal
+            raise ScimatchError(f"proposal {rec.id!r} belongs in the confidential proposal store")
         row = conn.execute("SELECT rowid FROM documents WHERE id = ?", (rec.id,)).fetchone()
         values = (
             rec.kind.value, rec.title, rec.text, rec.language, rec.year, rec.funder_name(),

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from scimatch.engine import store
+from scimatch.engine.audit import AuditLog
 from scimatch.engine.catalog import Catalog, PendingWrite
+from scimatch.engine.duplicates import Candidate, CheckInput, DuplicateChecker, DuplicateReport
 from scimatch.engine.experts import ExpertResult, rank_experts
 from scimatch.engine.filters import Filters
 from scimatch.engine.grants import FUNDED_KINDS, RelatedGrant, funded_hits
@@ -24,12 +26,14 @@ from scimatch.engine.orggraph import OrgGraph
 from scimatch.engine.partners import PartnerMatcher, PartnerQuery
 from scimatch.engine.passages import split_passages
 from scimatch.engine.profiles import OrgProfile, org_profile
+from scimatch.engine.proposals import ProposalStore, StoredProposal
 from scimatch.engine.results import IndexSummary, SearchResult
+from scimatch.engine.scan import Progress, ScanReport, scan_call
 from scimatch.engine.search import HybridSearcher
 from scimatch.engine.vector import FaissIndex, VectorConfig
 from scimatch.errors import IndexMismatchError, NotFoundError
 from scimatch.models import Encoder, get_spec, load_encoder
-from scimatch.records import Record
+from scimatch.records import Proposal, Record
 from scimatch.settings import Settings
 
 MANIFEST_VERSION = 1
@@ -62,6 +66,10 @@ class Engine:
             self.catalog, self.lexical, self.searcher, self.graph, lambda texts: self.encoder.encode_passages(texts),
             self.settings.passage_words, self.settings.passage_overlap, self.settings.max_similar_words,
         )
+        self.proposals = ProposalStore(self.home / "proposals.sqlite", self.settings.passage_words,
+                                       self.settings.passage_overlap)
+        self._checker: DuplicateChecker | None = None
+        self.audit = AuditLog(self.home / "audit.sqlite")
         self.refresh()
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -73,6 +81,8 @@ class Engine:
 
     def close(self) -> None:
         self.catalog.close()
+        self.proposals.close()
+        self.audit.close()
 
     @property
     def encoder(self) -> Encoder:
@@ -151,7 +161,17 @@ class Engine:
 
     # ---- writes ------------------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> IndexSummary:
-        """Store records; unchanged ones (same content hash) are skipped without embedding."""
+        """Store records; unchanged ones (same content hash) are skipped without embedding.
+        Proposals go to the confidential proposal store, never to the public catalog."""
+        proposals = [r for r in records if isinstance(r, Proposal)]
+        public = [r for r in records if not isinstance(r, Proposal)]
+        summary = IndexSummary()
+        if proposals:
+            added, updated, unchanged = self.proposals.add(proposals, self.encoder.encode_passages)
+            summary = IndexSummary(added, updated, unchanged)
+        return summary.merge(self._upsert_public(public)) if public else summary
+
+    def _upsert_public(self, records: Sequence[Record]) -> IndexSummary:
         latest = {r.id: r for r in records}
         stored = self.catalog.content_hashes(list(latest))
         todo: list[tuple[Record, str]] = []
@@ -286,6 +306,53 @@ class Engine:
         self._sync_reader()
         with self._rw.read():
             return self.partners.match(query)
+
+    # ---- confidential proposals (officer and admin only: the API checks roles) ------------------
+    @property
+    def checker(self) -> DuplicateChecker:
+        if self._checker is None:
+            self._checker = DuplicateChecker(self._duplicate_candidates, self.proposals, self.encoder.encode_passages)
+        return self._checker
+
+    def _duplicate_candidates(self, text: str, vectors: np.ndarray, limit: int) -> list[Candidate]:
+        """Public records a proposal may repeat: hybrid over its passage vectors and key terms."""
+        result = self._similar(text, vectors, limit, Filters())
+        stored = {h.id: self.catalog.get(h.id) for h in result.hits}
+        return [Candidate(stored[h.id].record, h.breakdown.vector_score or 0.0)  # type: ignore[union-attr]
+                for h in result.hits if stored[h.id] is not None]
+
+    def check_duplicates(self, text: str, limit: int = 10, **options: object) -> DuplicateReport:
+        """What a proposal (pasted text or PDF) repeats among public records and stored proposals."""
+        self._sync_reader()
+        return self.checker.check(self.prepare_check(text, **options), limit)
+
+    def prepare_check(self, text: str, **options: object) -> CheckInput:
+        """A pasted or uploaded proposal cut into sentences and passages, embedded once."""
+        text = " ".join(text.split()[: self.settings.max_similar_words])
+        passages = split_passages(text, self.settings.passage_words, self.settings.passage_overlap)
+        return self.checker.prepare(text, passages, **options)
+
+    def check_stored_proposal(self, proposal_id: str, limit: int = 10) -> DuplicateReport:
+        """Check a stored proposal against everything but itself, reusing its stored vectors."""
+        self._sync_reader()
+        stored = self.get_proposal(proposal_id)
+        item = CheckInput(self.proposals.side(stored.rowid), self.proposals.passage_vectors(stored.rowid),
+                          stored.proposal.searchable_text(), stored.proposal.start_date, stored.proposal.end_date,
+                          frozenset({proposal_id}), frozenset({stored.rowid}))
+        return self.checker.check(item, limit)
+
+    def get_proposal(self, proposal_id: str) -> StoredProposal:
+        stored = self.proposals.get(proposal_id)
+        if stored is None:
+            raise NotFoundError(f"no proposal with id {proposal_id!r}")
+        return stored
+
+    def scan_call(self, call: str, progress: Progress | None = None) -> ScanReport:
+        self._sync_reader()
+        return scan_call(self.checker, self.proposals, call, progress)
+
+    def delete_proposals(self, ids: Sequence[str]) -> list[str]:
+        return self.proposals.delete(ids)
 
     def stats(self) -> dict[str, object]:
         kinds = {r[0]: r[1] for r in self.catalog.execute(

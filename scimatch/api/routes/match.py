@@ -9,12 +9,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from scimatch.api.deps import EngineDep, SettingsDep
-from scimatch.api.uploads import body_or_pdf, validated
+from scimatch.api.uploads import ERRORS, body_or_pdf, validated
 from scimatch.engine.orggraph import RESEARCH_KINDS
 from scimatch.engine.partners import PartnerQuery
 from scimatch.records import OrgKind
 
-router = APIRouter(tags=["match"])
+router = APIRouter(tags=["match"], responses=ERRORS)
 
 
 class PartnersIn(BaseModel):

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from scimatch.api.deps import EngineDep
+from scimatch.api.uploads import ERRORS
 from scimatch.engine.regions import DEFINITIONS, region_indicators, to_csv
 
-router = APIRouter(tags=["stats"])
+router = APIRouter(tags=["stats"], responses=ERRORS)
 
 
-@router.get("/stats/regions", response_model=None)
+@router.get("/stats/regions", response_model=None, responses={200: {"content": {
+    "application/json": {}, "text/csv": {"schema": {"type": "string"}}}}})
 def regions(
     engine: EngineDep,
     country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$",

@@ -9,12 +9,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from scimatch.api.deps import EngineDep, SettingsDep
 from scimatch.api.schemas import SearchOut, SimilarTextIn
-from scimatch.api.uploads import body_or_pdf, validated
+from scimatch.api.uploads import ERRORS, body_or_pdf, validated
 from scimatch.engine.filters import Filters
 from scimatch.engine.results import MODES
 from scimatch.records import OrgKind, RecordKind
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], responses=ERRORS)
 
 ModeParam = Annotated[str, Query(pattern="^(" + "|".join(MODES) + ")$", description="bm25, vector or hybrid")]
 

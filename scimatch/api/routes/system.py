@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 from scimatch.api.deps import EngineDep
 from scimatch.api.schemas import HealthOut
+from scimatch.api.uploads import ERRORS
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], responses=ERRORS)
 
 
 @router.get("/health", response_model=HealthOut)

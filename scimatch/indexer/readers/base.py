@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,3 +35,14 @@ def describe_validation_error(error: ValidationError) -> str:
         loc = ".".join(str(p) for p in item["loc"]) or "record"
         parts.append(f"{loc}: {item['msg']}")
     return "; ".join(parts)
+
+
+UTF16_32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def wrong_encoding(head: bytes) -> str | None:
+    """The reason to refuse a whole file that starts with a UTF-16 or UTF-32 byte-order mark."""
+    for bom, name in zip(UTF16_32_BOMS, ("UTF-32", "UTF-32", "UTF-16", "UTF-16"), strict=True):
+        if head.startswith(bom):
+            return f"encoded as {name} (byte-order mark at the start), not UTF-8; save it as UTF-8"
+    return None

@@ -18,7 +18,7 @@ from typing import IO
 from pydantic import ValidationError
 
 from scimatch.errors import UnknownChoiceError
-from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error
+from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error, wrong_encoding
 from scimatch.records import RecordKind, parse_record
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -95,6 +95,11 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]] | Rejection]:
     source = str(path)
     bad_lines: set[int] = set()
     try:
+        with open_binary(path) as handle:
+            reason = wrong_encoding(handle.read(4))
+        if reason:
+            yield Rejection(source, None, reason)
+            return
         reader = csv.reader(open_text_lines(path, bad_lines), strict=True)
         header: list[str] | None = None
         while True:

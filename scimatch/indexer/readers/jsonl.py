@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error
+from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error, wrong_encoding
 from scimatch.records import Publication, parse_record
 
 MAX_LINE_BYTES = 10_000_000
@@ -17,9 +17,16 @@ MAX_LINE_BYTES = 10_000_000
 def _json_lines(path: Path) -> Iterator[tuple[int, dict | Rejection]]:
     """Yield (line number, parsed object) or a rejection for each non-blank line."""
     with path.open("rb") as handle:
+        reason = wrong_encoding(handle.read(4))
+        if reason:
+            yield 0, Rejection(str(path), None, reason)
+            return
+        handle.seek(0)
+        seen = False
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
+            seen = True
             if len(raw) > MAX_LINE_BYTES:
                 yield number, Rejection(str(path), number, f"line longer than {MAX_LINE_BYTES} bytes")
                 continue
@@ -36,6 +43,8 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict | Rejection]]:
                 yield number, Rejection(str(path), number, "expected a JSON object")
                 continue
             yield number, obj
+        if not seen:
+            yield 0, Rejection(str(path), None, "empty file: no records")
 
 
 def read_jsonl(path: Path) -> ReaderOutput:

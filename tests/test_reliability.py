@@ -1,0 +1,156 @@
+"""Reliability: SIGKILLed indexing runs (a short version of ``scripts/crash_trials.py``), and searches
+through the API while records are re-indexed, deleted and added back underneath them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+from conftest import DATA, scifact_lines
+from fastapi.testclient import TestClient
+
+from scimatch.api.main import create_app
+from scimatch.engine.engine import Engine
+from scimatch.records import Publication
+from scimatch.settings import Settings
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+KEY = "reliability-admin"
+WRITE = {"X-API-Key": KEY}
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"scimatch_scripts_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+crash_trials = load_script("crash_trials")
+
+
+def test_crash_trials_short(tmp_path, encoder):
+    """Three kills: right after a batch commits into a fresh home, mid-edit of stored records, at a random time."""
+    lines: list[str] = []
+    summary = crash_trials.run_trials(
+        3, seed=11, data=DATA, workdir=tmp_path, encoder=encoder, scale=0.4, log=lines.append,
+        plans=[("fresh", "commit"), ("reused", "commit"), ("reused", "time")],
+    )
+    figures = summary.figures()
+    report = "\n".join(lines)
+    assert figures["opened"] == 3, report
+    assert figures["records_lost"] == 0, report
+    assert figures["inconsistencies"] == 0, report
+    assert figures["reembedded_on_recovery"] == 0, report
+    assert figures["killed"] >= 2, report
+    assert figures["killed_with_partial_input_committed"] >= 1, report
+
+
+# ---- searches while the index changes underneath ---------------------------------------------------------
+def edited(record: Publication, donor_line: str) -> Publication:
+    """The same id carrying another real SciFact abstract: a re-indexed, changed record."""
+    donor = json.loads(donor_line)
+    return Publication(id=record.id, title=donor["title"], text=donor["text"], source="beir")
+
+
+def test_searches_during_reindex_and_deletes_see_only_committed_records(index_copy, encoder, scifact_records,
+                                                                      cordis_records):
+    """0 errors, and every hit is a version of a record that was committed, while: a second engine on the same
+    folder (as the CLI indexer would be) re-indexes 24 records with new content and then restores them, and
+    the API deletes records and adds them back (each delete and add is visible to the very next search)."""
+    settings = Settings(home=index_copy, admin_key=KEY, rate_limit_per_minute=0)
+    originals = scifact_records[:24]
+    donors = scifact_lines(600, 624)
+    changed = [edited(r, d) for r, d in zip(originals, donors, strict=True)]
+    victims = scifact_records[40:48]
+    titles: dict[str, set[str]] = {}
+    for record in [*scifact_records, *cordis_records, *changed]:
+        titles.setdefault(record.id, set()).add(record.title)
+    rng = random.Random(5)
+    queries = [r.title for r in rng.sample(scifact_records, 30)] + [r.title for r in rng.sample(cordis_records, 10)]
+    stop = threading.Event()
+    errors: list[str] = []
+    uncommitted: list[str] = []
+    statuses: Counter[str] = Counter()
+    read_your_writes: list[str] = []
+
+    with TestClient(create_app(settings, encoder=encoder)) as client:
+        def reader(seed: int) -> None:
+            local = random.Random(seed)
+            while not stop.is_set():
+                kind = local.choice(["search", "search", "similar", "match"])
+                try:
+                    if kind == "search":
+                        response = client.get("/search", params={"q": local.choice(queries),
+                                                                  "mode": local.choice(["bm25", "vector", "hybrid"])})
+                    elif kind == "similar":
+                        response = client.get(f"/documents/{local.choice(cordis_records).id}/similar", params={"size": 5})
+                    else:
+                        response = client.post("/match/partners", json={"text": local.choice(queries), "limit": 5})
+                except Exception as exc:  # an exception escaping the app is an error too
+                    errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+                    continue
+                statuses[f"{kind} {response.status_code}"] += 1
+                if response.status_code != 200:
+                    errors.append(f"{kind}: {response.status_code} {response.text[:200]}")
+                    continue
+                for hit in response.json().get("hits", []):
+                    if hit["title"] not in titles.get(hit["id"], ()):
+                        uncommitted.append(f"{hit['id']}: {hit['title'][:60]}")
+
+        def reindexer() -> None:
+            with Engine(Settings(home=index_copy), encoder=encoder) as other:
+                for start in range(0, len(changed), 6):
+                    other.upsert(changed[start:start + 6])
+                for start in range(0, len(originals), 6):
+                    other.upsert(originals[start:start + 6])
+
+        def deleter() -> None:
+            for record in victims:
+                gone = client.delete(f"/documents/{record.id}", headers=WRITE)
+                if gone.status_code != 200:
+                    errors.append(f"delete {record.id}: {gone.status_code}")
+                    continue
+                hits = client.get("/search", params={"q": record.title, "mode": "bm25", "size": 20}).json()["hits"]
+                if record.id in [h["id"] for h in hits]:
+                    read_your_writes.append(f"{record.id} still found after its delete returned")
+                back = client.post("/documents", json=[record.model_dump(mode="json")], headers=WRITE)
+                if back.status_code != 201:
+                    errors.append(f"re-add {record.id}: {back.status_code} {back.text[:200]}")
+                    continue
+                hits = client.get("/search", params={"q": record.title, "mode": "bm25", "size": 20}).json()["hits"]
+                if record.id not in [h["id"] for h in hits]:
+                    read_your_writes.append(f"{record.id} not found after it was added back")
+
+        readers = [threading.Thread(target=reader, args=(seed,)) for seed in range(3)]
+        writers = [threading.Thread(target=reindexer), threading.Thread(target=deleter)]
+        for thread in readers + writers:
+            thread.start()
+        for thread in writers:
+            thread.join(timeout=300)
+        stop.set()
+        for thread in readers:
+            thread.join(timeout=120)
+        assert not any(t.is_alive() for t in readers + writers), "a thread hung"
+
+        # after the writers: the served index is whole and holds the originals again
+        engine = client.app.state.engine
+        final = client.get("/search", params={"q": originals[0].title, "mode": "hybrid"}).json()["hits"]
+        assert final[0]["id"] == originals[0].id and final[0]["title"] == originals[0].title
+        allowed = {r.id: {r.content_hash()} for r in [*scifact_records, *cordis_records]}
+        problems = crash_trials.store_problems(engine, allowed, search_all=False)
+
+    assert not errors, errors[:5]
+    assert not uncommitted, uncommitted[:5]
+    assert not read_your_writes, read_your_writes
+    assert not problems, problems[:5]
+    done = sum(statuses.values())
+    assert done >= 30, statuses
+    assert statuses["match 200"] and statuses["similar 200"], statuses
+
