@@ -74,6 +74,52 @@ def eval_fusion(
     Console().print(table)
 
 
+@eval_app.command("crosslingual")
+def eval_crosslingual(
+    data: Annotated[Path, typer.Argument(help="Shared data (parallel/, xquad_r_ru_en/, kazqad/).")] = Path("../shared/data"),
+    model: Annotated[list[str] | None, typer.Option(help="Models to compare (default: minilm and multilingual).")] = None,
+    queries: Annotated[int | None, typer.Option(help="Parallel items queried per direction (default: all 3,001).")] = None,
+    seed: Annotated[int, typer.Option(help="Which parallel items are queries when --queries is set.")] = 1,
+    save: Annotated[Path | None, typer.Option(help="Also write every figure as JSON here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cross-lingual recall@1/@10 and MRR per direction (kk, ru, en), and nDCG@10 on KazQAD and XQuAD-R."""
+    from scimatch.evaluation.crosslingual import DIRECTIONS, run_crosslingual
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    models = tuple(model or ("minilm", "multilingual"))
+    try:
+        result = run_crosslingual(data, Settings(), models, queries, seed, progress)
+    except ScimatchError as exc:
+        fail(str(exc))
+    if save:
+        save.write_text(json.dumps(result, indent=2) + "\n")
+    if as_json:
+        chosen = result.get("multilingual") or result[models[-1]]
+        out = {f"{s}->{t}": chosen[f"{s}->{t}"]["pool/hybrid"] for s, t in DIRECTIONS}
+        out.update({k: chosen[k] for k in ("kazqad", "xquad_ru_ru", "xquad_ru_en")})
+        print(json.dumps(out))
+        return
+    for name, figures in result.items():
+        table = Table(title=f"cross-lingual retrieval, model {name}: recall@1 / recall@10 / MRR")
+        for column in ("direction", "pool vector", "pool hybrid", "mixed vector", "mixed hybrid"):
+            table.add_column(column)
+        for s, t in DIRECTIONS:
+            row = figures[f"{s}->{t}"]
+            table.add_row(f"{s}->{t}", *(" / ".join(f"{row[c][m]:.3f}" for m in ("recall@1", "recall@10", "mrr"))
+                                         for c in ("pool/vector", "pool/hybrid", "mixed/vector", "mixed/hybrid")))
+        Console().print(table)
+        ndcg = Table(title=f"nDCG@10, model {name}")
+        for column in ("set", "bm25", "vector", "hybrid"):
+            ndcg.add_column(column)
+        for key in ("kazqad", "xquad_ru_ru", "xquad_ru_en"):
+            ndcg.add_row(key, *(f"{figures[key][m]:.4f}" for m in ("bm25", "vector", "hybrid")))
+        Console().print(ndcg)
+        console.print(f"KazQAD BM25 by analyzer (rank-bm25): {figures['kazqad_bm25_analyzers']}")
+
+
 @eval_app.command("duplicates")
 def eval_duplicates(
     data: Annotated[Path, typer.Argument(help="CORDIS folder (projects + organisations files).")],

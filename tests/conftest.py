@@ -12,6 +12,7 @@ import csv
 import itertools
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -230,3 +231,45 @@ def index_copy(index_home: Path, engine: Engine, tmp_path: Path) -> Path:
     target = tmp_path / "copy"
     shutil.copytree(index_home, target, ignore=shutil.ignore_patterns("write.lock"))
     return target
+
+
+# ---- the multilingual model (converted once per session into a temporary cache) ---------------------
+PARALLEL = DATA / "parallel" / "kk_ru_en_sentences.jsonl"
+PARALLEL_ROWS = (0, 211, 517, 890, 1004, 1620, 2555)  # both sources (NTREX-128 from row 1004), several topics
+
+
+@pytest.fixture(scope="session")
+def parallel_rows() -> list[dict]:
+    with PARALLEL.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="session")
+def picked(parallel_rows: list[dict]) -> list[dict]:
+    return [parallel_rows[i] for i in PARALLEL_ROWS]
+
+
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def converted(cache_root: Path) -> tuple[Path, float]:
+    """The converted folder, built once through the registry with ``$SCIMATCH_MODEL_CACHE`` set; (path, seconds)."""
+    from scimatch.models import get_spec, multilingual
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(multilingual.CACHE_ENV, str(cache_root))
+        started = time.perf_counter()
+        path = get_spec("multilingual").path()
+        return path, time.perf_counter() - started
+
+
+@pytest.fixture
+def in_cache(converted: tuple[Path, float], cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ``$SCIMATCH_MODEL_CACHE`` at the session cache for this test; yields the converted folder."""
+    from scimatch.models import multilingual
+
+    monkeypatch.setenv(multilingual.CACHE_ENV, str(cache_root))
+    return converted[0]

@@ -188,3 +188,71 @@ def test_eval_commands_name_a_missing_folder(tmp_path) -> None:
     for args in (["eval", "beir", str(missing)], ["eval", "partners", str(missing), "--home", str(tmp_path / "h")]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 1 and "nowhere" in result.output, result.output
+
+
+# ---- proposals, duplicate checks, keys, audit --------------------------------------------------------
+@pytest.fixture(scope="module")
+def proposals_home(tiny, tmp_path_factory):
+    """The tiny index plus a call of three proposals (real SciFact abstracts; P2 repeats half of P1)."""
+    _, home, records = tiny
+    folder = tmp_path_factory.mktemp("proposals")
+    first, second = (json.loads(line) for line in scifact_lines(420, 422))
+    half = ". ".join(first["text"].split(". ")[: max(2, first["text"].count(". ") // 2)])
+    rows = [{"kind": "proposal", "id": "P1", "call": "CALL-A", "title": first["title"], "text": first["text"]},
+            {"kind": "proposal", "id": "P2", "call": "CALL-A", "title": "Resubmission", "text": half},
+            {"kind": "proposal", "id": "P3", "call": "CALL-A", "title": second["title"], "text": second["text"]}]
+    source = folder / "proposals.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = runner.invoke(app, ["index", str(source), "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    return home, folder, first
+
+
+def test_duplicates_scan_and_check_from_the_cli(proposals_home):
+    home, folder, first = proposals_home
+    csv_path = folder / "report.csv"
+    result = runner.invoke(app, ["duplicates", "scan", "CALL-A", "--home", str(home), "--json", "--csv-out", str(csv_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["proposals"] == 3 and report["clusters"] == [["P1", "P2"]]
+    assert csv_path.read_text().splitlines()[1].startswith(("P1,P2", "P2,P1"))
+    text_file = folder / "draft.txt"
+    text_file.write_text(first["text"], encoding="utf-8")
+    check = runner.invoke(app, ["duplicates", "check", str(text_file), "--home", str(home), "--json"])
+    assert check.exit_code == 0, check.output
+    top = json.loads(check.stdout)["matches"][0]
+    assert top["id"] == "P1" and top["verdict"] == "duplicate" and top["passages"]
+    # the catalog never holds a proposal, so the public search cannot find one
+    search = runner.invoke(app, ["search", first["title"], "--home", str(home), "--json"])
+    assert "P1" not in [h["id"] for h in json.loads(search.stdout)["hits"]]
+    audit = runner.invoke(app, ["audit", "--home", str(home), "--json"])
+    assert {e["action"] for e in json.loads(audit.stdout)} >= {"duplicates.scan", "duplicates.check"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["duplicates", "scan", "NO-SUCH-CALL"], "NO-SUCH-CALL"),
+    (["duplicates", "check", "EMPTY"], "empty"),
+    (["duplicates", "check"], "exactly one"),
+    (["duplicates", "check", "--text", "   "], "empty"),
+])
+def test_duplicate_commands_reject_bad_input(proposals_home, args, message):
+    home, folder, _ = proposals_home
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    args = [str(folder / "empty.txt") if a == "EMPTY" else a for a in args]
+    result = runner.invoke(app, [*args, "--home", str(home)])
+    assert result.exit_code != 0 and message in result.output
+
+
+def test_keys_are_shown_once_and_stored_hashed(tmp_path):
+    result = runner.invoke(app, ["keys", "add", "olga", "--role", "officer", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip().splitlines()[-1]
+    stored = (tmp_path / "api_keys.json").read_text()
+    assert key not in stored and "olga" in stored and oct((tmp_path / "api_keys.json").stat().st_mode)[-3:] == "600"
+    from scimatch.api.auth import KeyRing
+
+    principal = KeyRing.load(tmp_path / "api_keys.json", None, None).identify(key)
+    assert principal is not None and principal.name == "olga" and principal.role.name == "officer"
+    assert runner.invoke(app, ["keys", "add", "olga", "--home", str(tmp_path)]).exit_code != 0
+    assert runner.invoke(app, ["keys", "revoke", "olga", "--home", str(tmp_path)]).exit_code == 0
+    assert KeyRing.load(tmp_path / "api_keys.json", None, None).identify(key) is None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,44 +19,9 @@ import pytest
 from scimatch.models import Encoder, get_spec, multilingual
 
 PARALLEL = Path("/work/shared/data/parallel/kk_ru_en_sentences.jsonl")
-# A spread over both sources (SIB-200 rows come first, NTREX-128 from row 1004) and several topics.
-ROWS = (0, 211, 517, 890, 1004, 1620, 2555)
 LANGS = ("kk", "ru", "en")
 
 pytestmark = pytest.mark.skipif(not PARALLEL.exists(), reason="shared data not mounted")
-
-
-@pytest.fixture(scope="session")
-def parallel_rows() -> list[dict]:
-    with PARALLEL.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
-
-
-@pytest.fixture(scope="session")
-def picked(parallel_rows: list[dict]) -> list[dict]:
-    return [parallel_rows[i] for i in ROWS]
-
-
-@pytest.fixture(scope="session")
-def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("model-cache")
-
-
-@pytest.fixture(scope="session")
-def converted(cache_root: Path) -> tuple[Path, float]:
-    """The converted folder, built once through the registry with ``$SCIMATCH_MODEL_CACHE`` set; (path, seconds)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(multilingual.CACHE_ENV, str(cache_root))
-        started = time.perf_counter()
-        path = get_spec("multilingual").path()
-        return path, time.perf_counter() - started
-
-
-@pytest.fixture
-def in_cache(converted: tuple[Path, float], cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point ``$SCIMATCH_MODEL_CACHE`` at the session cache for this test; yields the converted folder."""
-    monkeypatch.setenv(multilingual.CACHE_ENV, str(cache_root))
-    return converted[0]
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
 Words are lower-cased Unicode word runs; Latin-script words get the English Snowball stemmer and
 Cyrillic ones the Russian stemmer (PyStemmer). Common English and Russian function words are
-dropped, which is what BEIR's BM25 baselines do (Pyserini's default analyzer).
+dropped, which is what BEIR's BM25 baselines do (Pyserini's default analyzer). Text known to be
+Kazakh (the record's or query's language is ``kk``) goes through ``kazakh.py`` instead: one script
+(Latin), inflectional endings stripped, Kazakh function words dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 from functools import lru_cache
 
 import Stemmer
+
+from scimatch.engine import kazakh
 
 WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 CYRILLIC_RE = re.compile(r"[\u0400-\u04FF]")
@@ -23,6 +27,12 @@ RUSSIAN_STOPWORDS = frozenset(
     ["и", "в", "во", "не", "что", "он", "на", "я", "с", "со", "как", "а", "то", "все", "она", "так", "его", "но", "да", "ты", "к", "у", "же", "вы", "за", "бы", "по", "только", "ее", "мне", "было", "вот", "от", "меня", "еще", "нет", "о", "из", "ему", "теперь", "когда", "даже", "ну", "вдруг", "ли", "если", "уже", "или", "ни", "быть", "был", "него", "до", "вас", "нибудь", "опять", "уж", "вам", "ведь", "там", "потом", "себя", "ничего", "ей", "может", "они", "тут", "где", "есть", "надо", "ней", "для", "мы", "тебя", "их", "чем", "была", "сам", "чтоб", "без", "будто", "чего", "раз", "тоже", "себе", "под", "будет", "ж", "тогда", "кто", "этот", "того", "потому", "этого", "какой", "совсем", "ним", "здесь", "этом", "один", "почти", "мой", "тем", "чтобы", "нее", "сейчас", "были", "куда", "зачем", "всех", "никогда", "можно", "при", "наконец", "два", "об", "другой", "хоть", "после", "над", "больше", "тот", "через", "эти", "нас", "про", "всего", "них", "какая", "много", "разве", "три", "эту", "моя", "впрочем", "хорошо", "свою", "этой", "перед", "иногда", "лучше", "чуть", "том", "нельзя", "такой", "им", "более", "всегда", "конечно", "всю", "между"]
 )
 STOPWORDS = ENGLISH_STOPWORDS | RUSSIAN_STOPWORDS
+KAZAKH_STOPWORDS = frozenset(kazakh.to_latin(w) for w in
+    ["және", "мен", "бен", "пен", "да", "де", "та", "те", "бұл", "ол", "осы", "сол", "үшін", "арқылы", "деген",
+     "бойынша", "туралы", "немесе", "бірақ", "ал", "ма", "ме", "ба", "бе", "па", "пе", "ғана", "қана", "еді", "екен",
+     "болып", "болды", "болады", "бар", "жоқ", "не", "қандай", "қай", "кім", "қашан", "қалай", "неше", "қанша",
+     "нешінші", "мен", "сен", "біз", "сіз", "олар", "бір", "әр", "барлық", "кейін", "дейін", "соң", "сияқты"])
+ANALYSIS_VERSION = 2  # 2: Kazakh (kk) texts transliterated to Latin and suffix-stripped
 
 
 @lru_cache(maxsize=1)
@@ -35,8 +45,10 @@ def words(text: str) -> list[str]:
     return [w for w in WORD_RE.findall(text.lower()) if len(w) <= MAX_TOKEN_CHARS]
 
 
-def analyze(text: str) -> list[str]:
-    """Index/query terms: words minus stopwords, stemmed by their script's language."""
+def analyze(text: str, language: str | None = None) -> list[str]:
+    """Index/query terms: words minus stopwords, stemmed by their script's language (or as Kazakh)."""
+    if language == "kk":
+        return analyze_kazakh(text)
     english, russian = _stemmers()
     latin_words: list[str] = []
     cyrillic_words: list[str] = []
@@ -53,3 +65,13 @@ def analyze(text: str) -> list[str]:
     latin_stems = english.stemWords(latin_words)
     cyrillic_stems = russian.stemWords(cyrillic_words)
     return [cyrillic_stems[i] if is_cyr else latin_stems[i] for is_cyr, i in order]
+
+
+def analyze_kazakh(text: str) -> list[str]:
+    """Kazakh terms: Latin script, function words dropped, inflectional endings stripped."""
+    terms = []
+    for word in words(text):
+        latin = kazakh.to_latin(word)
+        if latin not in KAZAKH_STOPWORDS:
+            terms.append(kazakh.stem(latin))
+    return terms

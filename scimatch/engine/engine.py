@@ -19,6 +19,7 @@ from scimatch.engine.duplicates import Candidate, CheckInput, DuplicateChecker, 
 from scimatch.engine.experts import ExpertResult, rank_experts
 from scimatch.engine.filters import Filters
 from scimatch.engine.grants import FUNDED_KINDS, RelatedGrant, funded_hits
+from scimatch.engine.language import detect as detect_language
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.locks import ReadWriteLock
 from scimatch.engine.matching import MatchResult
@@ -163,7 +164,7 @@ class Engine:
     def upsert(self, records: Sequence[Record]) -> IndexSummary:
         """Store records; unchanged ones (same content hash) are skipped without embedding.
         Proposals go to the confidential proposal store, never to the public catalog."""
-        proposals = [r for r in records if isinstance(r, Proposal)]
+        proposals = [with_language(r) for r in records if isinstance(r, Proposal)]
         public = [r for r in records if not isinstance(r, Proposal)]
         summary = IndexSummary()
         if proposals:
@@ -172,7 +173,7 @@ class Engine:
         return summary.merge(self._upsert_public(public)) if public else summary
 
     def _upsert_public(self, records: Sequence[Record]) -> IndexSummary:
-        latest = {r.id: r for r in records}
+        latest = {r.id: with_language(r) for r in records}
         stored = self.catalog.content_hashes(list(latest))
         todo: list[tuple[Record, str]] = []
         unchanged = 0
@@ -201,6 +202,22 @@ class Engine:
             pending.append(PendingWrite(rec, digest, passages, vectors[start:start + len(passages)]))
             start += len(passages)
         return pending
+
+    def upsert_embedded(self, pending: Sequence[PendingWrite], catch_up: bool = True) -> IndexSummary:
+        """Store public records split and embedded elsewhere (the Ray indexer's actor pool, with this index's
+        model and passage rule); unchanged ones (same content hash) are skipped, as in ``upsert``.
+        ``catch_up=False`` commits the catalog only: a bulk load then calls ``refresh()`` once at the end,
+        which rebuilds the derived indexes when most of the catalog is new instead of saving them per batch."""
+        latest = {p.record.id: p for p in pending}
+        stored = self.catalog.content_hashes(list(latest))
+        todo = [p for p in latest.values() if stored.get(p.record.id) != p.content_hash]
+        if todo:
+            with self._write_lock():
+                self.catalog.write(todo)
+                if catch_up:
+                    self._catch_up()
+        updated = sum(1 for p in todo if p.record.id in stored)
+        return IndexSummary(added=len(todo) - updated, updated=updated, unchanged=len(latest) - len(todo))
 
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Remove records from every index; returns those that existed."""
@@ -265,10 +282,11 @@ class Engine:
 
     def _similar(self, text: str, vectors: np.ndarray, limit: int, filters: Filters) -> SearchResult:
         with self._rw.read():
-            key_terms = " ".join(self.lexical.key_terms(text))
+            language = detect_language(text)
+            key_terms = " ".join(self.lexical.key_terms(text, language=language))
             fused, best = self.searcher.ranked(
                 text[:200], "hybrid", filters, max(self.settings.candidates, limit),
-                query_vectors=vectors, lexical_query=key_terms,
+                query_vectors=vectors, lexical_query=key_terms, language=language,
             )
             hits = self.searcher.hydrate(fused[:limit], key_terms, best)
         return SearchResult(text[:200], "hybrid", len(fused), 1, limit, hits, {}, 0.0)
@@ -366,3 +384,10 @@ class Engine:
             "vector_index": self.vector.kind, "generation": self.catalog.generation(),
             **self.identity(),
         }
+
+
+def with_language(record: Record) -> Record:
+    """The record, with its language detected when its source did not say (stored, filterable)."""
+    if record.language is not None:
+        return record
+    return record.model_copy(update={"language": detect_language(record.searchable_text())})

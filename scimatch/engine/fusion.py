@@ -4,7 +4,10 @@
 * Weighted fusion of normalised scores: each side's scores are min-max scaled to [0, 1] over its
   candidate list, then combined convexly, w * vector + (1 - w) * bm25 (the "convex combination"
   of Bruch, Gai & Ingber, ACM TOIS 2023; txtai and OpenSearch's normalization processor do the same).
-  A document missing from one side gets 0 there.
+  A document missing from one side gets 0 there, except a document written in another language than
+  the query's: BM25 cannot match across languages, so its lexical part is taken to be as good as its
+  vector part (``cross_language``) instead of a zero that would rank every same-language document
+  that shares a word above it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def fuse(
     method: str = "weighted",
     vector_weight: float = 0.5,
     rrf_k: int = 60,
+    cross_language: frozenset[int] = frozenset(),
 ) -> list[Fused]:
     """Merge two ranked lists (best first) into one, keeping each side's rank and raw score."""
     if method not in FUSIONS:
@@ -57,7 +61,9 @@ def fuse(
     for key in dict.fromkeys([*lex_rank, *vec_rank]):
         lr, ls = lex_rank.get(key, (None, None))
         vr, vs = vec_rank.get(key, (None, None))
-        score = w_lex * contribution_lex.get(key, 0.0) + w_vec * contribution_vec.get(key, 0.0)
+        vec = contribution_vec.get(key, 0.0)
+        lex = vec if key in cross_language and key not in lex_rank else contribution_lex.get(key, 0.0)
+        score = w_lex * lex + w_vec * vec
         fused.append(Fused(key, score, lr, ls, vr, vs))
     fused.sort(key=lambda f: (-f.score, f.key))
     return fused

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tantivy
 
-from scimatch.engine.analysis import analyze
+from scimatch.engine.analysis import ANALYSIS_VERSION, analyze
 from scimatch.engine.filters import Filters
 
 FACET_FIELDS = ("kind", "language", "funder", "org_kind", "region")
@@ -53,14 +53,16 @@ class TantivyIndex:
         self.generation = self._read_state()
 
     def _read_state(self) -> int:
+        """The catalog generation this index holds; -1 (rebuild) if it was analysed by an older analyzer."""
         try:
-            return int(json.loads(self._state_file.read_text())["generation"])
+            state = json.loads(self._state_file.read_text())
+            return int(state["generation"]) if state.get("analysis") == ANALYSIS_VERSION else -1
         except (OSError, ValueError, KeyError):
             return 0
 
     def _write_state(self, generation: int) -> None:
         tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"generation": generation}))
+        tmp.write_text(json.dumps({"generation": generation, "analysis": ANALYSIS_VERSION}))
         os.replace(tmp, self._state_file)
 
     def _writer_(self) -> tantivy.IndexWriter:
@@ -75,7 +77,8 @@ class TantivyIndex:
             writer.delete_documents_by_term("rowid", rowid)
             doc = tantivy.Document()
             doc.add_integer("rowid", rowid)
-            doc.add_text("body", " ".join(analyze(text)))
+            languages = facets.get("language", ())
+            doc.add_text("body", " ".join(analyze(text, languages[0] if languages else None)))
             for name in FACET_FIELDS:
                 for value in facets.get(name, ()):
                     doc.add_text(name, value)
@@ -121,9 +124,9 @@ class TantivyIndex:
             ))
         return queries
 
-    def key_terms(self, text: str, count: int = 32) -> list[str]:
+    def key_terms(self, text: str, count: int = 32, language: str | None = None) -> list[str]:
         """The text's most distinctive stems (tf × idf): a 'more like this' query for BM25."""
-        tf = Counter(analyze(text))
+        tf = Counter(analyze(text, language))
         searcher = self.index.searcher()
         n = max(searcher.num_docs, 1)
         weighted = []
@@ -134,9 +137,11 @@ class TantivyIndex:
         weighted.sort(reverse=True)
         return [term for _, term in weighted[:count]]
 
-    def search(self, text: str, limit: int, filters: Filters | None = None) -> list[tuple[int, float]]:
-        """Top ``limit`` (rowid, bm25 score) for the analyzed query, filters applied first."""
-        terms = analyze(text)[:MAX_QUERY_TERMS]
+    def search(self, text: str, limit: int, filters: Filters | None = None, language: str | None = None,
+               analyzed: bool = False) -> list[tuple[int, float]]:
+        """Top ``limit`` (rowid, bm25 score) for the query, filters applied first. ``analyzed``: the text
+        is already index terms (from ``key_terms``), so it is not analyzed twice."""
+        terms = (text.split() if analyzed else analyze(text, language))[:MAX_QUERY_TERMS]
         if not terms or limit <= 0:
             return []
         should = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "body", t)) for t in terms]

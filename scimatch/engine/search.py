@@ -16,6 +16,7 @@ import numpy as np
 from scimatch.engine.catalog import Catalog
 from scimatch.engine.filters import Filters
 from scimatch.engine.fusion import Fused, fuse, single
+from scimatch.engine.language import detect_query
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.results import MODES, Hit, ScoreBreakdown, SearchResult
 from scimatch.engine.snippets import snippet
@@ -37,10 +38,21 @@ class HybridSearcher:
         self.encode_query = encode_query
         self.settings = settings
         self._pid_map: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._languages: dict[int, str] | None = None
 
     def invalidate(self) -> None:
-        """Forget the passage → document map (called whenever the catalog changes)."""
+        """Forget the in-memory maps (called whenever the catalog changes)."""
         self._pid_map = None
+        self._languages = None
+
+    def _other_language(self, keys: Sequence[int], language: str | None) -> frozenset[int]:
+        """Documents known to be written in another language than the query's."""
+        if language is None:
+            return frozenset()
+        if self._languages is None:
+            self._languages = {int(r[0]): r[1] for r in self.catalog.execute(
+                "SELECT rowid, language FROM documents WHERE language IS NOT NULL")}
+        return frozenset(k for k in keys if self._languages.get(k, language) != language)
 
     def _locate(self, pids: list[int]) -> dict[int, tuple[int, int]]:
         """Passage ids to (document, passage number) from an in-memory map: a vector search touches a
@@ -88,27 +100,48 @@ class HybridSearcher:
     def ranked(
         self, query: str, mode: str, filters: Filters, limit: int,
         query_vectors: np.ndarray | None = None, lexical_query: str | None = None,
+        language: str | None = None,
     ) -> tuple[list[Fused], dict[int, int]]:
-        """The fused candidate list and, for vector hits, each document's best passage."""
+        """The fused candidate list and, for vector hits, each document's best passage.
+        ``lexical_query`` is already analysed terms (``key_terms``); ``language`` is the query's
+        (detected when not given), which picks its analyzer and tells fusion what BM25 cannot see."""
         if mode not in MODES:
             raise UnknownChoiceError("mode", mode, list(MODES))
+        lists, best_passage = self.ranked_modes(query, (mode,), filters, limit, query_vectors, lexical_query, language)
+        return lists[mode], best_passage
+
+    def ranked_modes(
+        self, query: str, modes: Sequence[str], filters: Filters, limit: int,
+        query_vectors: np.ndarray | None = None, lexical_query: str | None = None,
+        language: str | None = None,
+    ) -> tuple[dict[str, list[Fused]], dict[int, int]]:
+        """Several modes from one pass over each side (evaluations score all modes per query)."""
         lexical: list[tuple[int, float]] = []
         vector: list[tuple[int, float]] = []
         best_passage: dict[int, int] = {}
-        if mode in ("bm25", "hybrid"):
-            lexical = self.lexical.search(lexical_query or query, limit, filters)
-        if mode in ("vector", "hybrid"):
+        if language is None and lexical_query is None:
+            language = detect_query(query)
+        if {"bm25", "hybrid"} & set(modes):
+            if lexical_query:
+                lexical = self.lexical.search(lexical_query, limit, filters, analyzed=True)
+            else:
+                lexical = self.lexical.search(query, limit, filters, language)
+        if {"vector", "hybrid"} & set(modes):
             if query_vectors is None:
                 query_vectors = self.encode_query(query)[None, :]
             for doc, score, seq in self.vector_docs(query_vectors, limit, filters):
                 vector.append((doc, score))
                 best_passage[doc] = seq
-        if mode == "bm25":
-            return single(lexical, "lexical"), best_passage
-        if mode == "vector":
-            return single(vector, "vector"), best_passage
-        return fuse(lexical, vector, self.settings.fusion, self.settings.vector_weight,
-                    self.settings.rrf_k), best_passage
+        lists: dict[str, list[Fused]] = {}
+        if "bm25" in modes:
+            lists["bm25"] = single(lexical, "lexical")
+        if "vector" in modes:
+            lists["vector"] = single(vector, "vector")
+        if "hybrid" in modes:
+            cross = self._other_language([k for k, _ in vector], language)
+            lists["hybrid"] = fuse(lexical, vector, self.settings.fusion, self.settings.vector_weight,
+                                   self.settings.rrf_k, cross)
+        return lists, best_passage
 
     # ---- the full search ---------------------------------------------------------------------
     def search(

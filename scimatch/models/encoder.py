@@ -63,7 +63,11 @@ class Encoder:
             [prefix + t for t in texts], batch_size=self.batch_size, convert_to_numpy=False,
             convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False,
         )
-        return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)
+        import torch
+
+        # normalised again in float32: bf16 rounding leaves norms of 0.998-1.004, so cosines could pass 1
+        vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
+        return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self.spec.passage_prefix)

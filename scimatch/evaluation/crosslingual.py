@@ -1,0 +1,173 @@
+"""``scimatch eval crosslingual``: Kazakh, Russian and English search, per direction and per model.
+
+* ``parallel/kk_ru_en_sentences.jsonl`` (3,001 items aligned in kk, ru, en): each item's sentence in
+  one language is the query; the aligned sentence in the target language is the one right answer.
+  *Pool*: the 3,001 target-language items (a language filter over one index of all 9,003).
+  *Mixed*: all 9,003 items, minus the query's own sentence and its third-language translation (both
+  are the same item, so neither is a wrong answer); the target must beat every other item of any language.
+  recall@1, recall@10 and MRR (over the top 100) for vector and hybrid.
+* ``xquad_r_ru_en``: Russian questions against Russian paragraphs (ru→ru) and against English
+  paragraphs with the language filter ``en`` (ru→en); nDCG@10 for bm25, vector, hybrid.
+* ``kazqad``: Kazakh questions against Kazakh passages; nDCG@10 for bm25, vector, hybrid, and the
+  Kazakh analyzer against plain lower-casing (same BM25 implementation, rank-bm25, for both).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from scimatch.engine.analysis import analyze
+from scimatch.engine.engine import Engine
+from scimatch.engine.filters import Filters
+from scimatch.errors import InputError
+from scimatch.evaluation.beir import eval_home, load_qrels, load_queries
+from scimatch.evaluation.metrics import ndcg_at
+from scimatch.records import Publication
+from scimatch.settings import Settings
+
+LANGS = ("kk", "ru", "en")
+DIRECTIONS = (("en", "ru"), ("ru", "en"), ("kk", "ru"), ("kk", "en"), ("ru", "kk"), ("en", "kk"))
+DEPTH = 100
+Progress = Callable[[str], None]
+
+
+def _records(items: list[tuple[str, str, str]]) -> list[Publication]:
+    return [Publication(id=i, text=t, language=lang, source="eval") for i, lang, t in items]
+
+
+def _index(settings: Settings, name: Path, items: list[tuple[str, str, str]], progress: Progress) -> Engine:
+    home = eval_home(name, settings)
+    engine = Engine(settings.model_copy(update={"home": home}))
+    records = _records(items)
+    progress(f"indexing {len(records)} items of {name.name} with {settings.model} into {home}")
+    for at in range(0, len(records), 512):
+        engine.upsert(records[at:at + 512])
+    return engine
+
+
+def _rank_stats(ranks: list[int | None]) -> dict[str, float]:
+    n = max(len(ranks), 1)
+    return {"recall@1": round(sum(1 for r in ranks if r == 1) / n, 4),
+            "recall@10": round(sum(1 for r in ranks if r is not None and r <= 10) / n, 4),
+            "mrr": round(sum(1.0 / r for r in ranks if r is not None) / n, 4)}
+
+
+def parallel(data: Path, settings: Settings, n_queries: int | None, seed: int, progress: Progress) -> dict:
+    path = data / "parallel" / "kk_ru_en_sentences.jsonl"
+    if not path.exists():
+        raise InputError(str(path), "missing (../shared/data/parallel)")
+    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    items = [(f"{lang}:{r['id']}", lang, r[lang]) for r in rows for lang in LANGS]
+    engine = _index(settings, path, items, progress)
+    try:
+        rowid = {doc_id: engine.catalog.rowid_of(doc_id) for doc_id, _, _ in items}
+        chosen = rows if n_queries is None else random.Random(seed).sample(rows, min(n_queries, len(rows)))
+        result: dict[str, dict] = {}
+        for src in LANGS:
+            vectors = engine.encoder.encode_queries([r[src] for r in chosen])
+            for tgt in [t for s, t in DIRECTIONS if s == src]:
+                third = next(lang for lang in LANGS if lang not in (src, tgt))
+                ranks: dict[str, list[int | None]] = {}
+                for r, qv in zip(chosen, vectors, strict=True):
+                    target = rowid[f"{tgt}:{r['id']}"]
+                    pools = {"pool": Filters(languages=(tgt,)),
+                             "mixed": Filters(exclude_rowids=(rowid[f"{src}:{r['id']}"], rowid[f"{third}:{r['id']}"]))}
+                    for pool, filters in pools.items():
+                        lists, _ = engine.searcher.ranked_modes(r[src], ("vector", "hybrid"), filters, DEPTH,
+                                                                query_vectors=qv[None, :], language=src)
+                        for mode, fused in lists.items():
+                            keys = [f.key for f in fused]
+                            ranks.setdefault(f"{pool}/{mode}", []).append(keys.index(target) + 1 if target in keys else None)
+                result[f"{src}->{tgt}"] = {k: _rank_stats(v) for k, v in ranks.items()}
+                progress(f"{settings.model} {src}->{tgt}: {result[f'{src}->{tgt}']}")
+        return result
+    finally:
+        engine.close()
+
+
+def _beir_modes(engine: Engine, queries: dict[str, str], qrels: dict[str, dict[str, int]], filters: Filters,
+                language: str) -> dict[str, float]:
+    ids = [q for q in qrels if q in queries]
+    vectors = engine.encoder.encode_queries([queries[q] for q in ids])
+    totals = {"bm25": 0.0, "vector": 0.0, "hybrid": 0.0}
+    for qid, qv in zip(ids, vectors, strict=True):
+        lists, _ = engine.searcher.ranked_modes(queries[qid], tuple(totals), filters, DEPTH, query_vectors=qv[None, :],
+                                                language=language)
+        for mode, fused in lists.items():
+            docs = engine.catalog.get_many([f.key for f in fused[:10]])
+            ranked = [docs[f.key].record.id for f in fused[:10] if f.key in docs]
+            totals[mode] += ndcg_at(ranked, qrels[qid], 10)
+    return {m: round(v / max(len(ids), 1), 4) for m, v in totals.items()}
+
+
+def xquad(data: Path, settings: Settings, progress: Progress) -> dict:
+    folder = data / "xquad_r_ru_en"
+    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").open(encoding="utf-8")]
+    items = [(d["_id"], d["metadata"]["lang"], d["text"]) for d in corpus]
+    engine = _index(settings, folder / "corpus.jsonl", items, progress)
+    try:
+        queries = load_queries(folder / "queries.jsonl")
+        qrels = {name: load_qrels(folder / "qrels" / f"{name}.tsv") for name in ("ru2ru", "ru2en")}
+        return {
+            "xquad_ru_ru": _beir_modes(engine, queries, qrels["ru2ru"], Filters(languages=("ru",)), "ru"),
+            "xquad_ru_en": _beir_modes(engine, queries, qrels["ru2en"], Filters(languages=("en",)), "ru"),
+        }
+    finally:
+        engine.close()
+
+
+def kazqad(data: Path, settings: Settings, progress: Progress) -> tuple[dict, dict]:
+    folder = data / "kazqad"
+    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").open(encoding="utf-8")]
+    items = [(d["_id"], "kk", f"{d.get('title') or ''}\n{d['text']}".strip()) for d in corpus]
+    engine = _index(settings, folder / "corpus.jsonl", items, progress)
+    queries = load_queries(folder / "queries.jsonl")
+    qrels = load_qrels(folder / "qrels" / "test.tsv")
+    try:
+        figures = _beir_modes(engine, queries, qrels, Filters(), "kk")
+    finally:
+        engine.close()
+    return figures, analyzer_comparison(items, queries, qrels)
+
+
+def analyzer_comparison(items: list[tuple[str, str, str]], queries: dict[str, str],
+                        qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """BM25 (rank-bm25, the same scorer for each) with plain lower-cased words, the Russian stemmer
+    (what Kazakh text would get from a Russian analyzer) and the Kazakh analyzer."""
+    from rank_bm25 import BM25Okapi
+
+    analyzers: dict[str, Callable[[str], list[str]]] = {
+        "lowercase": lambda t: re.findall(r"[^\W_]+", t.lower()),
+        "russian_stemmer": lambda t: analyze(t, "ru"),
+        "kazakh_analyzer": lambda t: analyze(t, "kk"),
+    }
+    ids = [i for i, _, _ in items]
+    result = {}
+    for name, analyzer in analyzers.items():
+        bm25 = BM25Okapi([analyzer(t) or ["_"] for _, _, t in items])
+        total = 0.0
+        for qid, relevant in qrels.items():
+            scores = bm25.get_scores(analyzer(queries[qid]))
+            top = np.argsort(-scores)[:10]
+            total += ndcg_at([ids[i] for i in top], relevant, 10)
+        result[name] = round(total / max(len(qrels), 1), 4)
+    return result
+
+
+def run_crosslingual(data: Path, settings: Settings, models: tuple[str, ...], n_queries: int | None = None,
+                     seed: int = 1, progress: Progress = print) -> dict:
+    result: dict[str, dict] = {}
+    for model in models:
+        model_settings = settings.model_copy(update={"model": model})
+        figures = parallel(data, model_settings, n_queries, seed, progress)
+        figures.update(xquad(data, model_settings, progress))
+        figures["kazqad"], analyzers = kazqad(data, model_settings, progress)
+        figures["kazqad_bm25_analyzers"] = analyzers
+        result[model] = figures
+    return result

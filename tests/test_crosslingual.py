@@ -1,0 +1,104 @@
+"""Kazakh, Russian and English: language detection on real records, the Kazakh analyzer on KazQAD text,
+and cross-lingual search with the multilingual model over aligned sentences of ``parallel/``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import DATA
+
+from scimatch.engine.analysis import analyze
+from scimatch.engine.engine import Engine
+from scimatch.engine.filters import Filters
+from scimatch.engine.fusion import fuse
+from scimatch.engine.kazakh import to_latin
+from scimatch.errors import IndexMismatchError
+from scimatch.models import Encoder, get_spec
+from scimatch.records import Publication
+from scimatch.settings import Settings
+
+KAZQAD = DATA / "kazqad" / "corpus.jsonl"
+LANGS = ("kk", "ru", "en")
+
+
+def kazqad_passages(n: int) -> list[str]:
+    with KAZQAD.open(encoding="utf-8") as handle:
+        return [json.loads(next(handle))["text"] for _ in range(n)]
+
+
+def aligned(parallel_rows: list[dict], start: int, n: int, language: str | None = "from data") -> list[Publication]:
+    rows = parallel_rows[start:start + n]
+    return [Publication(id=f"{lang}:{r['id']}", text=r[lang], language=lang if language == "from data" else language)
+            for r in rows for lang in LANGS]
+
+
+def test_kazakh_in_latin_script_meets_kazakh_in_cyrillic():
+    for passage in kazqad_passages(5):
+        assert analyze(to_latin(passage.lower()), "kk") == analyze(passage, "kk")
+
+
+def test_kazakh_analyzer_joins_inflected_forms_that_plain_words_keep_apart():
+    """The same stem in different cases and numbers within real KazQAD passages becomes one term."""
+    text = " ".join(kazqad_passages(40))
+    words = set(w for w in text.lower().split() if w.isalpha())
+    stems = {analyze(w, "kk")[0] for w in words if analyze(w, "kk")}
+    assert len(stems) < 0.8 * len(words)
+    assert analyze("университеттерінің", "kk") == analyze("университет", "kk") == ["universitet"]
+
+
+def test_languages_are_detected_stored_and_filterable(make_engine, parallel_rows, encoder):
+    engine = make_engine(aligned(parallel_rows, 0, 10, language=None))
+    stats = engine.stats()["by_language"]
+    assert stats == {"kk": 10, "ru": 10, "en": 10}
+    assert engine.get(f"kk:{parallel_rows[3]['id']}").language == "kk"
+    result = engine.search(parallel_rows[3]["ru"], mode="bm25", filters=Filters(languages=("ru",)))
+    assert result.hits[0].id == f"ru:{parallel_rows[3]['id']}" and {h.language for h in result.hits} == {"ru"}
+    assert engine.search(parallel_rows[3]["ru"]).facets["language"]["ru"] >= 1
+
+
+def test_other_language_documents_are_not_drowned_by_weak_lexical_matches():
+    """A translation found only by the vector side keeps its vector score instead of a lexical zero."""
+    lexical = [(1, 5.0), (2, 4.0)]  # same-language documents sharing a few words
+    vector = [(3, 0.9), (1, 0.5), (2, 0.45)]  # document 3: the translation, in another language
+    plain = fuse(lexical, vector, "weighted", 0.45)
+    aware = fuse(lexical, vector, "weighted", 0.45, cross_language=frozenset({3}))
+    assert plain[0].key == 1 and aware[0].key == 3
+
+
+@pytest.fixture(scope="module")
+def multilingual_engine(tmp_path_factory, converted, cache_root, parallel_rows):
+    from scimatch.models import multilingual
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(multilingual.CACHE_ENV, str(cache_root))
+        encoder = Encoder(get_spec("multilingual"))
+        home = tmp_path_factory.mktemp("multilingual") / "home"
+        with Engine(Settings(home=home, model="multilingual"), encoder=encoder) as engine:
+            engine.upsert(aligned(parallel_rows, 1004, 40, language=None))  # NTREX news sentences
+            yield engine
+
+
+@pytest.mark.parametrize("source,target", [("kk", "en"), ("kk", "ru"), ("ru", "en"), ("en", "kk")])
+def test_query_in_one_language_finds_the_aligned_record_in_another(multilingual_engine, parallel_rows, source, target):
+    found = 0
+    rows = parallel_rows[1004:1044]
+    for row in rows:
+        for mode in ("vector", "hybrid"):
+            hits = multilingual_engine.search(row[source], mode=mode, filters=Filters(languages=(target,)), page_size=1).hits
+            found += hits[0].id == f"{target}:{row['id']}"
+    assert found >= 0.9 * 2 * len(rows)
+
+
+def test_mixed_index_ranks_translations_above_other_same_language_records(multilingual_engine, parallel_rows):
+    rows = parallel_rows[1004:1044]
+    hits_in_top3 = 0
+    for row in rows:
+        top = [h.id for h in multilingual_engine.search(row["kk"], mode="hybrid", page_size=3).hits]
+        hits_in_top3 += {f"ru:{row['id']}", f"en:{row['id']}"} <= set(top)
+    assert hits_in_top3 >= 0.9 * len(rows)
+
+
+def test_an_index_refuses_another_model(multilingual_engine, encoder):
+    with pytest.raises(IndexMismatchError, match="multilingual"):
+        Engine(Settings(home=multilingual_engine.home, model="minilm"), encoder=encoder)
