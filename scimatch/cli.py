@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from scimatch.cli_common import (
     SAMPLE_DIR,
@@ -44,6 +45,9 @@ def index(
     fmt: Annotated[str | None, typer.Option("--format", help="Force a reader: jsonl, beir, openalex, csv, cordis, pdf.")] = None,
     mapping: Annotated[str | None, typer.Option("--map", help="CSV column mapping, e.g. 'text=abstract,title=name'.")] = None,
     batch_size: Annotated[int, typer.Option(help="Records per committed batch.")] = 256,
+    ray: Annotated[bool, typer.Option("--ray", help="Index on Ray Data into hash shards under --home.")] = False,
+    ray_address: Annotated[str | None, typer.Option(help="With --ray: cluster to join (auto, ray://head:10001).")] = None,
+    shards: Annotated[int | None, typer.Option(min=1, help="With --ray: number of shards (default 3).")] = None,
 ) -> None:
     """Add or update records; unchanged records are skipped, bad lines are reported and skipped."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -52,6 +56,12 @@ def index(
     from scimatch.indexer.readers.csv_reader import load_mapping
 
     csv_mapping = load_mapping(mapping) if mapping else None
+    if ray:
+        from scimatch.distributed.commands import index_ray
+
+        index_ray(paths, settings_for(home, ray_address=ray_address, shard_count=shards, index_batch_size=batch_size),
+                  fmt, csv_mapping)
+        return
     with open_engine(home) as engine, Progress(
         TextColumn("[bold]indexing"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
         console=console, transient=False, disable=not sys.stderr.isatty(),
@@ -68,7 +78,7 @@ def index(
         except ScimatchError as exc:
             fail(str(exc))
     for rejection in summary.rejected:
-        console.print(f"[yellow]rejected[/yellow] {rejection}")
+        console.print(f"[yellow]rejected[/yellow] {escape(str(rejection))}")
     console.print(f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
                   f"rejected {len(summary.rejected)}")
     print(json.dumps(asdict(summary)))
@@ -180,6 +190,9 @@ def serve(
     home: HomeOpt = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    shards: Annotated[list[Path] | None, typer.Option(
+        "--shards", help="Serve a sharded index on Ray Serve instead: a shards root or shard folders (repeatable).")] = None,
+    replicas: Annotated[int | None, typer.Option(min=1, help="With --shards: Ray Serve replicas per shard.")] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) over an index folder."""
     import uvicorn
@@ -187,6 +200,11 @@ def serve(
     from scimatch.api.main import create_app
 
     settings = settings_for(home)
+    if shards:
+        from scimatch.distributed.commands import serve_shards
+
+        serve_shards(shards, settings_for(home, shard_replicas=replicas), host, port)
+        return
     console.print(f"serving {settings.home} on http://{host}:{port} (docs at /docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
@@ -208,7 +226,7 @@ def demo(
         console.print(f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
                       f"rejected {len(summary.rejected)}")
         for rejection in summary.rejected:
-            console.print(f"[yellow]rejected[/yellow] {rejection}")
+            console.print(f"[yellow]rejected[/yellow] {escape(str(rejection))}")
         for query in DEMO_QUERIES:
             print_result(engine.search(query, page_size=5), as_json=False)
     if not no_serve:

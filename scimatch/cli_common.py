@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from scimatch.errors import ScimatchError
@@ -28,7 +29,7 @@ def settings_for(home: Path | None, **overrides: object) -> Settings:
 
 
 def fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}")  # messages quote input: never read them as markup
     raise typer.Exit(code)
 
 

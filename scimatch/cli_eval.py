@@ -206,10 +206,15 @@ def bench(
     size: Annotated[list[int] | None, typer.Option(help="Index sizes (default: corpus size, 100000).")] = None,
     queries: Annotated[int, typer.Option(min=5, help="Queries timed per mode and size.")] = 200,
     index_docs: Annotated[int, typer.Option(min=10, help="Documents embedded for the indexing-throughput figures.")] = 1000,
+    ray: Annotated[bool, typer.Option("--ray", help="Scale-out figures: Ray indexing, sharded vs single queries.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Indexing docs/s vs raw encode, unchanged re-index, query p50/p95 per mode at two sizes, peak memory."""
-    from scimatch.evaluation.bench import format_bench, run_bench
+    if ray:  # same options; --size is then the one-shard sizes timed (default 10000, 100000)
+        from scimatch.evaluation.raybench import format_ray_bench as format_bench
+        from scimatch.evaluation.raybench import run_ray_bench as run_bench
+    else:
+        from scimatch.evaluation.bench import format_bench, run_bench
 
     def progress(message: str) -> None:
         console.print(f"[dim]{message}[/dim]")

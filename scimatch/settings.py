@@ -56,3 +56,23 @@ class Settings(BaseSettings):
         default=120, ge=0, description="Expensive requests (matching, POST /similar, related grants, uploads, writes) "
         "per minute per API key, or per client address without a key; 0 turns the limit off.")
     rate_limit_burst: int = Field(default=40, ge=1, description="Expensive requests a caller may make at once.")
+
+    # scale-out (scimatch.distributed): Ray Data indexing into hash shards, sharded search on Ray Serve
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to join ('auto', 'ray://head:10001'); none starts a local one.")
+    ray_batch_size: int = Field(default=64, ge=1, le=100_000, description="Records per batch sent to an embedding actor.")
+    ray_concurrency: int = Field(default=2, ge=1, le=10_000, description="Embedding actors (Ray workers) in the pool.")
+    ray_cpus_per_worker: float = Field(default=1.0, gt=0, description="CPUs (and torch threads) per embedding actor.")
+    ray_gpus_per_worker: float | None = Field(
+        default=None, ge=0, description="GPUs per embedding actor; none: 1 where the cluster has GPUs, else 0.")
+    shard_count: int = Field(default=3, ge=1, le=4096, description="Shards a distributed index is split into.")
+    shard_replicas: int = Field(default=1, ge=1, le=1000, description="Ray Serve replicas per shard.")
+    shard_timeout_s: float = Field(default=2.0, gt=0, description="How long the router waits for a shard per phase.")
+    global_idf: bool = Field(
+        default=True, description="BM25 idf from all shards' document frequencies (one more round trip), not each shard's.")
+    serve_cpus_per_replica: float = Field(
+        default=0.0, ge=0, description="CPUs Ray Serve reserves per shard or router replica (0: share the node's cores).")
+    encode_threads: int = Field(
+        default=0, ge=0, le=256, description="torch threads per encode (0: one per core, best for indexing). A busy "
+        "API server does better with 1: concurrent requests already use every core, and more threads per request "
+        "oversubscribe the CPU.")

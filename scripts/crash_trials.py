@@ -13,7 +13,7 @@ catalog is ahead of the lexical and vector indexes), then:
 - inconsistencies: any record whose content is neither its version before the run nor the run's
   version, a document without its passages (text and vectors as ``split_passages`` cuts its text),
   lexical or vector entries that differ from the catalog (exact rowid and passage-id sets), a stored
-  record not found by its id or by a BM25 search for its title, a fresh home whose run committed a
+  record not found by its id or by a BM25 search for its title and first words, a fresh home whose run committed a
   part of a batch, or a failed SQLite integrity check;
 - a second index run over the same input (in-process, the pipeline the CLI calls) must add exactly
   what is missing, after which every record of the input is stored and the indexes agree again.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import random
@@ -56,7 +57,17 @@ class Source:
     kind: str  # scifact | cordis | edit
     path: Path
     fmt: str
-    expected: dict[str, str]  # id -> content hash of the record the input holds
+    expected: dict[str, str]  # id -> fingerprint of the record the input holds
+
+
+def fingerprint(kind: str, title: str, text: str) -> str:
+    """Which version of a record a row holds: its kind, title and text (what an edit changes). Not the
+    content hash, which also covers what the engine derives on write (e.g. a detected language)."""
+    return hashlib.sha256(json.dumps([kind, title, text], ensure_ascii=False).encode()).hexdigest()[:24]
+
+
+def record_fingerprint(record) -> str:
+    return fingerprint(record.kind.value, record.title, record.text)
 
 
 def _expected(path: Path, fmt: str) -> dict[str, str]:
@@ -67,7 +78,7 @@ def _expected(path: Path, fmt: str) -> dict[str, str]:
     rejected = [str(i) for i in items if isinstance(i, Rejection)]
     if rejected:
         raise SystemExit(f"trial input {path} has rejections: {rejected[:3]}")
-    return {r.id: r.content_hash() for r in items}
+    return {r.id: record_fingerprint(r) for r in items}
 
 
 class Inputs:
@@ -126,15 +137,28 @@ class Inputs:
 
 
 # ---- reading the store from outside ------------------------------------------------------------------
+_FINGERPRINTS: dict[str, str] = {}  # content hash -> fingerprint, so a poll reads texts only for new rows
+
+
 def catalog_snapshot(home: Path) -> dict[str, str]:
-    """id -> content hash of every committed document, read-only ({} while there is no catalog yet)."""
+    """id -> fingerprint of every committed document, read-only ({} while there is no catalog yet)."""
     path = home / "catalog.sqlite"
     if not path.exists():
         return {}
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
         try:
-            return dict(conn.execute("SELECT id, content_hash FROM documents").fetchall())
+            conn.execute("BEGIN")  # one snapshot for both reads
+            rows = conn.execute("SELECT id, content_hash FROM documents").fetchall()
+            new = [doc_id for doc_id, digest in rows if digest not in _FINGERPRINTS]
+            for start in range(0, len(new), 500):
+                chunk = new[start:start + 500]
+                for digest, kind, title, text in conn.execute(
+                        f"SELECT content_hash, kind, title, text FROM documents WHERE id IN ({','.join('?' * len(chunk))})",
+                        chunk):
+                    _FINGERPRINTS[digest] = fingerprint(kind, title, text)
+            conn.execute("COMMIT")
+            return {doc_id: _FINGERPRINTS[digest] for doc_id, digest in rows}
         finally:
             conn.close()
     except sqlite3.OperationalError:  # schema not created yet
@@ -182,7 +206,8 @@ def vector_pids(engine) -> set[int]:
 
 
 def store_problems(engine, allowed: dict[str, set[str]], search_all: bool = True) -> list[str]:
-    """Everything that makes the store disagree with itself or hold a record version it should not."""
+    """Everything that makes the store disagree with itself or hold a record version it should not
+    (``allowed``: id -> the fingerprints its row may have)."""
     from scimatch.engine import store
     from scimatch.engine.passages import split_passages
 
@@ -190,7 +215,7 @@ def store_problems(engine, allowed: dict[str, set[str]], search_all: bool = True
     integrity = engine.catalog.execute("PRAGMA integrity_check")[0][0]
     if integrity != "ok":
         problems.append(f"sqlite integrity: {integrity}")
-    docs = engine.catalog.execute("SELECT rowid, id, content_hash FROM documents")
+    docs = engine.catalog.execute("SELECT rowid, id, content_hash, kind, title, text FROM documents")
     rowids = {int(r[0]) for r in docs}
     pids = {int(r[0]) for r in engine.catalog.execute("SELECT pid FROM passages")}
     if lexical_rowids(engine) != rowids:
@@ -198,8 +223,8 @@ def store_problems(engine, allowed: dict[str, set[str]], search_all: bool = True
     if vector_pids(engine) != pids:
         problems.append(f"vector ids differ from the catalog's passages ({len(vector_pids(engine) ^ pids)} differ)")
     settings = engine.settings
-    for rowid, doc_id, digest in docs:
-        if doc_id in allowed and digest not in allowed[doc_id]:
+    for rowid, doc_id, digest, kind, title, text in docs:
+        if doc_id in allowed and fingerprint(kind, title, text) not in allowed[doc_id]:
             problems.append(f"{doc_id}: content is neither its stored nor its new version")
         if doc_id not in allowed:
             problems.append(f"{doc_id}: a record nobody wrote")
@@ -211,10 +236,11 @@ def store_problems(engine, allowed: dict[str, set[str]], search_all: bool = True
             problems.append(f"{doc_id}: passages missing or not those of its text ({len(passages)} stored)")
         elif len(engine.catalog.doc_vectors(rowid)) != len(passages):
             problems.append(f"{doc_id}: passages without vectors")
-        if search_all and record.title.strip():
-            hits = engine.search(record.title, mode="bm25", page_size=10, with_facets=False).hits
+        if search_all:  # its title and first words (a title can be all stopwords: SciFact has one titled "in")
+            query = " ".join(f"{record.title} {record.text}".split()[:40])
+            hits = engine.search(query, mode="bm25", page_size=10, with_facets=False).hits
             if doc_id not in [h.id for h in hits]:
-                problems.append(f"{doc_id}: not found by a BM25 search for its title")
+                problems.append(f"{doc_id}: not found by a BM25 search for its title and first words")
     return problems
 
 
@@ -317,7 +343,8 @@ def trial(number: int, rng: random.Random, inputs: Inputs, workdir: Path, encode
     n_batches = max(1, -(-len(source.expected) // batch))
     if kill_mode == "commit":
         after_batches = rng.randint(1, max(1, n_batches - 1))
-        extra = rng.uniform(0.0, 0.4)
+        # half of them within 50 ms of the commit, while the lexical and vector indexes are being written
+        extra = rng.uniform(0.0, 0.05) if rng.random() < 0.5 else rng.uniform(0.0, 0.4)
         kill = f"commit#{after_batches}+{extra * 1000:.0f}ms"
     else:
         at = rng.uniform(0.3, expected_run_seconds(durations, len(new_ids)))
@@ -394,7 +421,8 @@ def trial(number: int, rng: random.Random, inputs: Inputs, workdir: Path, encode
             result.problems.append(f"{result.committed_at_kill} records committed: not whole batches of {batch}")
         # the second run completes the input
         summary = index_paths(engine, [source.path], fmt=source.fmt, batch_size=batch)
-        stored = {r[0]: r[1] for r in engine.catalog.execute("SELECT id, content_hash FROM documents")}
+        stored = {r[0]: fingerprint(r[1], r[2], r[3])
+                  for r in engine.catalog.execute("SELECT id, kind, title, text FROM documents")}
         done_already = sum(1 for i, h in source.expected.items() if after_kill.get(i) == h)
         if summary.rejected or summary.unchanged != done_already \
                 or summary.added + summary.updated != len(source.expected) - done_already:
@@ -424,6 +452,7 @@ class Summary:
             "inconsistencies": sum(len(r.problems) for r in results),
             "reembedded_on_recovery": sum(r.reembedded for r in results),
             "killed": sum(r.killed for r in results),
+            "records_committed_at_kill": sum(r.committed_at_kill for r in results if r.killed),
             "killed_with_indexes_behind_catalog": sum(r.killed and r.lagging for r in results),
             "killed_with_partial_input_committed": sum(r.killed and 0 < r.committed_at_kill < r.records for r in results),
             "killed_before_any_commit": sum(r.killed and r.committed_at_kill == 0 for r in results),
@@ -476,7 +505,8 @@ def main() -> None:
     print(f"\ntrials {figures['trials']}  opened {figures['opened']}/{figures['trials']}  "
           f"records lost {figures['records_lost']}  inconsistencies {figures['inconsistencies']}  "
           f"re-embedded on recovery {figures['reembedded_on_recovery']}")
-    print(f"killed {figures['killed']} (indexes behind the catalog at the kill {figures['killed_with_indexes_behind_catalog']}, "
+    print(f"killed {figures['killed']} with {figures['records_committed_at_kill']} records of their input committed "
+          f"(indexes behind the catalog at the kill {figures['killed_with_indexes_behind_catalog']}, "
           f"input partly committed {figures['killed_with_partial_input_committed']}, "
           f"before any commit {figures['killed_before_any_commit']}); homes {figures['homes']}; "
           f"inputs {figures['sources']}; {time.monotonic() - started:.0f} s")

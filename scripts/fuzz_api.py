@@ -79,12 +79,14 @@ def fuzz(app, admin_key: str, examples: int = 30, seed: int = 1, modes: tuple[st
                           lambda case, label=label, mode=mode, per_op=per_op: _example(
                               case, label, mode, per_op, admin_key, checks, figures, seen_failures))
             started = time.monotonic()
+            before = dict(per_op)
             try:
                 run()
             except HypothesisException as exc:  # e.g. no negative example exists for an operation without inputs
                 figures["skipped"].append(f"{label} ({mode}): {type(exc).__name__}")
-            log(f"{label:<45} {mode:<8} examples {per_op['examples']:>4}  5xx {per_op['5xx']}  "
-                f"violations {per_op['violations']}  ({time.monotonic() - started:.1f} s)")
+            log(f"{label:<45} {mode:<8} examples {per_op['examples'] - before['examples']:>4}  "
+                f"5xx {per_op['5xx'] - before['5xx']}  violations {per_op['violations'] - before['violations']}  "
+                f"({time.monotonic() - started:.1f} s)")
     figures["status"] = dict(sorted(figures["status"].items()))
     for per_op in figures["by_operation"].values():
         per_op["status"] = dict(sorted(per_op["status"].items()))
@@ -204,6 +206,9 @@ def main() -> None:
           f"schema violations {figures['schema_violations']}  (undocumented status codes "
           f"{figures['undocumented_statuses']}, for information)  in {time.monotonic() - started:.0f} s")
     print(f"status codes: {figures['status']}")
+    by_op = {op: (f["5xx"], f["violations"]) for op, f in figures["by_operation"].items() if f["5xx"] or f["violations"]}
+    if by_op:
+        print("operations with failures (5xx, violations):", "; ".join(f"{op} {v}" for op, v in sorted(by_op.items())))
     undocumented = {f["operation"]: f["message"].split("]")[0].strip("[") for f in figures["failures"]
                     if f["check"] == "undocumented_status"}
     if undocumented:

@@ -3,7 +3,8 @@
 1. Index the bundled sample (1,500 real CORDIS projects and 4 JOSE papers) into a home folder, as
    ``scimatch demo`` does (a re-run skips every unchanged record, so only the first run embeds).
 2. Start ``scimatch serve`` on that home in a separate process on 127.0.0.1 (rate limits set high
-   enough that this client is never throttled: the limiter runs on every request but never trips).
+   enough that this client is never throttled: the limiter runs on every request but never trips;
+   one torch thread per encode, ``SCIMATCH_ENCODE_THREADS=1``: concurrent requests use the cores).
 3. From this process, send requests at a fixed arrival rate (open loop: a request is due every
    1/QPS seconds whether or not earlier ones have finished) for ``--duration`` seconds: a mix of
    ``GET /search`` (hybrid, bm25, vector), ``GET /documents/{id}/similar``, ``POST /similar`` and
@@ -71,9 +72,10 @@ def prepare_home(home: Path) -> dict:
     return {**summary, "seconds": round(time.perf_counter() - started, 1)}
 
 
-def start_server(home: Path, port: int, log_path: Path, per_minute: int, burst: int) -> subprocess.Popen:
+def start_server(home: Path, port: int, log_path: Path, per_minute: int, burst: int,
+                 encode_threads: int = 1) -> subprocess.Popen:
     env = clean_env(SCIMATCH_ADMIN_KEY=ADMIN_KEY, SCIMATCH_RATE_LIMIT_PER_MINUTE=str(per_minute),
-                    SCIMATCH_RATE_LIMIT_BURST=str(burst))
+                    SCIMATCH_RATE_LIMIT_BURST=str(burst), SCIMATCH_ENCODE_THREADS=str(encode_threads))
     log = log_path.open("w")
     proc = subprocess.Popen([*CLI, "serve", "--home", str(home), "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -242,7 +244,7 @@ def run(args: argparse.Namespace) -> dict:
     known.update({str(d["_id"]): d["title"].strip() for d in scifact_slice()})
     port = free_port()
     log_path = home.parent / "server.log"
-    server = start_server(home, port, log_path, args.rate_limit, args.rate_burst)
+    server = start_server(home, port, log_path, args.rate_limit, args.rate_burst, args.encode_threads)
     base = f"http://127.0.0.1:{port}"
     try:
         import psutil
@@ -308,13 +310,14 @@ def run(args: argparse.Namespace) -> dict:
         "error_examples": [e for errs in recorder.errors.values() for e in errs][:5],
         "server_cpu_s": round(cpu, 1) if cpu is not None else None, "churn": churn_report,
         "documents_after": health["documents"], "index": prepared, "cpus": len(os.sched_getaffinity(0)),
+        "encode_threads": args.encode_threads, "mix": MIX,
     }
 
 
 def print_report(result: dict) -> None:
     print(f"\nrequests {result['requests']}  errors {result['errors']}  achieved {result['achieved_qps']} req/s "
           f"(target {result['target_qps']}) over {result['duration_s']} s on {result['cpus']} CPUs; "
-          f"server CPU {result['server_cpu_s']} s")
+          f"server CPU {result['server_cpu_s']} s, encode threads {result['encode_threads']}")
     print(f"{'endpoint':14} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for label, e in result["endpoints"].items():
         print(f"{label:14} {e['requests']:>8} {e['errors']:>6} {e['p50_ms']:>8} {e['p95_ms']:>8} {e['p99_ms']:>8}")
@@ -342,6 +345,8 @@ def main() -> None:
     parser.add_argument("--no-churn", dest="churn", action="store_false", help="no writes during the run")
     parser.add_argument("--rate-limit", type=int, default=1_000_000, help="server's expensive requests per minute")
     parser.add_argument("--rate-burst", type=int, default=100_000)
+    parser.add_argument("--encode-threads", type=int, default=1,
+                        help="server's torch threads per encode (SCIMATCH_ENCODE_THREADS; 0: one per core)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = parser.parse_args()
     result = run(args)

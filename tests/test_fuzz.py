@@ -49,15 +49,7 @@ def test_fuzz_reached_every_operation_without_a_server_error(figures):
     assert figures["status"].get(200, 0) > 0 and figures["status"].get(422, 0) > 0, figures["status"]
 
 
-# Found by this test in routes outside this module's fixes: their custom 422 bodies ({"detail": "..."} or
-# {"detail": {"rejected": [...]}}) are documented as FastAPI's HTTPValidationError (a list). Fix: declare the
-# routers' errors like the other routers do, ``APIRouter(..., responses=scimatch.api.uploads.ERRORS)``.
-ELSEWHERE = {"POST /duplicates/check": "scimatch/api/routes/duplicates.py", "POST /proposals": "scimatch/api/routes/proposals.py"}
-
-
-@pytest.mark.parametrize("operation", [
-    pytest.param(op, marks=pytest.mark.xfail(reason=f"422 body not as documented; fix in {ELSEWHERE[op]}"))
-    if op in ELSEWHERE else op for op in OPERATIONS])
+@pytest.mark.parametrize("operation", OPERATIONS)
 def test_fuzzed_responses_match_the_schema(figures, operation):
     found = figures["by_operation"][operation]
     assert found["examples"] > 0, found

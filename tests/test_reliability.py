@@ -8,12 +8,14 @@ import json
 import random
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import DATA, scifact_lines
+from conftest import DATA, PDF, scifact_lines
 from fastapi.testclient import TestClient
 
+import scimatch.api.uploads as uploads
 from scimatch.api.main import create_app
 from scimatch.engine.engine import Engine
 from scimatch.records import Publication
@@ -143,7 +145,7 @@ def test_searches_during_reindex_and_deletes_see_only_committed_records(index_co
         engine = client.app.state.engine
         final = client.get("/search", params={"q": originals[0].title, "mode": "hybrid"}).json()["hits"]
         assert final[0]["id"] == originals[0].id and final[0]["title"] == originals[0].title
-        allowed = {r.id: {r.content_hash()} for r in [*scifact_records, *cordis_records]}
+        allowed = {r.id: {crash_trials.record_fingerprint(r)} for r in [*scifact_records, *cordis_records]}
         problems = crash_trials.store_problems(engine, allowed, search_all=False)
 
     assert not errors, errors[:5]
@@ -154,3 +156,42 @@ def test_searches_during_reindex_and_deletes_see_only_committed_records(index_co
     assert done >= 30, statuses
     assert statuses["match 200"] and statuses["similar 200"], statuses
 
+
+
+# ---- a slow request must not stall the others --------------------------------------------------------------
+SLOW = 1.5
+
+
+CASES = [("/similar", "similar_to_text"), ("/match/partners", "match_partners"), ("/match/experts", "match_experts"),
+         ("/grants/related", "related_grants_for_text"), ("/similar", "PDF")]
+
+
+def test_slow_model_or_pdf_work_does_not_block_other_requests(index_copy, encoder, monkeypatch):
+    """The model and PDF parsing run in the thread pool, not on the event loop: while one request takes
+    its time, /health still answers at once."""
+    blocked = []
+    with TestClient(create_app(Settings(home=index_copy, rate_limit_per_minute=0), encoder=encoder)) as client:
+        engine = client.app.state.engine
+        for endpoint, method in CASES:
+            with monkeypatch.context() as patch:
+                if method == "PDF":
+                    real_extract = uploads.extract_pdf
+                    patch.setattr(uploads, "extract_pdf", lambda *a, f=real_extract, **k: (time.sleep(SLOW), f(*a, **k))[1])
+                    kwargs = {"files": {"file": ("jose-00013.pdf", PDF.read_bytes(), "application/pdf")}}
+                else:
+                    real = getattr(engine, method)
+                    patch.setattr(engine, method, lambda *a, f=real, **k: (time.sleep(SLOW), f(*a, **k))[1])
+                    kwargs = {"json": {"text": "autophagy in aged cells"}}
+                statuses: list[int] = []
+                slow = threading.Thread(target=lambda out=statuses, url=endpoint, kw=kwargs: out.append(
+                    client.post(url, **kw).status_code))
+                slow.start()
+                time.sleep(0.3)
+                started = time.perf_counter()
+                health = client.get("/health")
+                waited = time.perf_counter() - started
+                slow.join()
+            assert health.status_code == 200 and statuses == [200], (endpoint, method, statuses)
+            if waited >= SLOW / 2:
+                blocked.append(f"/health waited {waited:.2f} s behind a slow {endpoint} ({method})")
+    assert not blocked, blocked

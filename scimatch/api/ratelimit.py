@@ -7,13 +7,12 @@ A plain ASGI middleware, so it answers before a body is parsed or a model is run
   chunked body is read);
 - a query string over ``max_query_string_bytes`` is a 422 that says so;
 - an expensive request beyond the caller's token bucket (``rate_limit_burst`` at once, refilled at
-  ``rate_limit_per_minute``) is a 429 with ``Retry-After`` in whole seconds. The caller is its
-  ``X-API-Key`` (hashed, never stored) or, when it sends none, its client address.
+  ``rate_limit_per_minute``) is a 429 with ``Retry-After`` in whole seconds. The caller is its API
+  key (by the key's name) when the key is a configured one, else its client address.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import threading
@@ -73,12 +72,34 @@ class TokenBuckets:
                 del self._buckets[caller]
 
 
-def caller_of(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-api-key" and value:
-            return "key:" + hashlib.sha256(value).hexdigest()[:24]
-    client = scope.get("client")
-    return f"ip:{client[0] if client else 'unknown'}"
+class Callers:
+    """Who a request counts against: a configured API key by its name, anyone else by client address
+    (so sending made-up keys does not buy fresh buckets)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._keyring: tuple[int, object] | None = None
+
+    def keyring(self):
+        from scimatch.api.auth import KeyRing
+
+        path = self.settings.key_file()
+        stamp = path.stat().st_mtime_ns if path.exists() else 0
+        if self._keyring is None or self._keyring[0] != stamp:  # re-read when keys are added while serving
+            self._keyring = (stamp, KeyRing.load(path, self.settings.api_keys, self.settings.admin_key))
+        return self._keyring[1]
+
+    def __call__(self, scope: Scope) -> str:
+        key = _header(scope, b"x-api-key")
+        if key:
+            try:
+                principal = self.keyring().identify(key)
+            except Exception:  # a broken key file is the auth dependency's to report; count by address
+                principal = None
+            if principal is not None:
+                return f"key:{principal.name}"
+        client = scope.get("client")
+        return f"ip:{client[0] if client else 'unknown'}"
 
 
 def _header(scope: Scope, wanted: bytes) -> str | None:
@@ -105,6 +126,7 @@ class RequestLimits:
         self.max_query = settings.max_query_string_bytes
         self.buckets = (TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
                         if settings.rate_limit_per_minute > 0 else None)
+        self.caller_of = Callers(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,7 +143,7 @@ class RequestLimits:
             return
         method, path = scope.get("method", "GET"), scope.get("path", "")
         if self.buckets is not None and is_expensive(method, path, _header(scope, b"content-type") or ""):
-            wait = self.buckets.take(caller_of(scope))
+            wait = self.buckets.take(self.caller_of(scope))
             if wait > 0:
                 retry = max(1, math.ceil(wait)) if math.isfinite(wait) else 3600
                 await _reply(send, 429, f"too many requests to {path}: retry after {retry} s",

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request, status
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from scimatch.pdftext import extract_pdf
 
@@ -48,7 +49,8 @@ async def body_or_pdf(request: Request, max_bytes: int) -> dict:
             raw = await upload.read(max_bytes + 1)
             if len(raw) > max_bytes:
                 raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "file too large")
-            data["text"] = extract_pdf(raw, name=upload.filename or "upload.pdf").text
+            # in the thread pool: parsing (up to its deadline) must not stall the event loop
+            data["text"] = (await run_in_threadpool(extract_pdf, raw, name=upload.filename or "upload.pdf")).text
         return data
     raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/json or multipart/form-data")
 

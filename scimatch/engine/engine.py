@@ -90,6 +90,10 @@ class Engine:
         if self._encoder is None:
             self._encoder = load_encoder(self.settings.model, self.settings.dtype,
                                          self.settings.encode_batch_size)
+            if self.settings.encode_threads:  # e.g. 1 for a server: requests run side by side, one core each
+                import torch
+
+                torch.set_num_threads(self.settings.encode_threads)
         return self._encoder
 
     def identity(self) -> dict[str, object]:

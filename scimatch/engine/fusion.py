@@ -7,7 +7,8 @@
   A document missing from one side gets 0 there, except a document written in another language than
   the query's: BM25 cannot match across languages, so its lexical part is taken to be as good as its
   vector part (``cross_language``) instead of a zero that would rank every same-language document
-  that shares a word above it.
+  that shares a word above it; where it does share a name or a number with the query, the better of the
+  two counts, so a stray lexical match never ranks a translation lower than no match at all.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def fuse(
         lr, ls = lex_rank.get(key, (None, None))
         vr, vs = vec_rank.get(key, (None, None))
         vec = contribution_vec.get(key, 0.0)
-        lex = vec if key in cross_language and key not in lex_rank else contribution_lex.get(key, 0.0)
+        lex = contribution_lex.get(key, 0.0)
+        if key in cross_language:  # a stray lexical match (a name, a number) must not pull it below its vector part
+            lex = max(lex, vec)
         score = w_lex * lex + w_vec * vec
         fused.append(Fused(key, score, lr, ls, vr, vs))
     fused.sort(key=lambda f: (-f.score, f.key))

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from scimatch.api.deps import EngineDep, SettingsDep
 from scimatch.api.uploads import ERRORS, body_or_pdf, validated
@@ -49,7 +50,7 @@ async def match_partners(request: Request, engine: EngineDep, settings: Settings
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the need statement is blank")
     query = PartnerQuery(payload.text, tuple(payload.asker), tuple(k.value for k in payload.kinds),
                          payload.region, payload.region_mode, payload.limit)
-    return asdict(engine.match_partners(query))
+    return asdict(await run_in_threadpool(engine.match_partners, query))  # never block the event loop
 
 
 class EnterprisesIn(BaseModel):
@@ -85,7 +86,7 @@ async def match_experts(request: Request, engine: EngineDep, settings: SettingsD
     payload = validated(ExpertsIn, await body_or_pdf(request, settings.max_upload_bytes))
     if not payload.text.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the text is blank")
-    return asdict(engine.match_experts(payload.text, payload.limit))
+    return asdict(await run_in_threadpool(engine.match_experts, payload.text, payload.limit))
 
 
 @router.post("/grants/related", openapi_extra={"requestBody": {"required": True, "content": {
@@ -97,7 +98,8 @@ async def related_grants(request: Request, engine: EngineDep, settings: Settings
     payload = validated(RelatedIn, await body_or_pdf(request, settings.max_upload_bytes))
     if not payload.text.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the text is blank")
-    return {"grants": [asdict(g) for g in engine.related_grants_for_text(payload.text, payload.size)]}
+    grants = await run_in_threadpool(engine.related_grants_for_text, payload.text, payload.size)
+    return {"grants": [asdict(g) for g in grants]}
 
 
 @router.get("/documents/{doc_id:path}/grants")

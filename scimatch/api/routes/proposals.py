@@ -16,10 +16,10 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from scimatch.api.deps import Admin, EngineDep, Officer, SettingsDep
-from scimatch.api.uploads import body_or_pdf, validated
+from scimatch.api.uploads import ERRORS, body_or_pdf, validated
 from scimatch.records import Proposal, parse_record
 
-router = APIRouter(tags=["proposals"])
+router = APIRouter(tags=["proposals"], responses=ERRORS)
 MAX_PROPOSALS_PER_REQUEST = 500
 
 

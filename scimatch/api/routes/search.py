@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from scimatch.api.deps import EngineDep, SettingsDep
 from scimatch.api.schemas import SearchOut, SimilarTextIn
@@ -83,4 +84,5 @@ async def similar_to_upload(request: Request, engine: EngineDep, settings: Setti
     payload = validated(SimilarTextIn, await body_or_pdf(request, settings.max_upload_bytes))
     if not payload.text.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no text to compare")
-    return asdict(engine.similar_to_text(payload.text, limit=payload.size))
+    # the model runs in the thread pool: on the event loop it would stall every other request
+    return asdict(await run_in_threadpool(engine.similar_to_text, payload.text, limit=payload.size))
