@@ -64,12 +64,13 @@ def eval_fusion(
         print(json.dumps(rows))
         return
     table = Table(title=f"hybrid fusion sweep, {directory.name} ({split} queries)")
-    for column in ("fusion", "vector weight", "rrf k", "nDCG@10", "recall@100", "MRR@10"):
+    for column in ("fusion", "vector weight", "rrf k", "lexical bound share", "nDCG@10", "recall@100", "MRR@10"):
         table.add_column(column)
     best = max(rows, key=lambda r: r["ndcg@10"])
     for r in rows:
         mark = " *" if r is best else ""
-        table.add_row(str(r["fusion"]), f"{r['vector_weight']:.2f}", str(r["rrf_k"]), f"{r['ndcg@10']:.4f}{mark}",
+        table.add_row(str(r["fusion"]), f"{r['vector_weight']:.2f}", str(r["rrf_k"]), f"{r['lexical_bound_share']:.1f}",
+                      f"{r['ndcg@10']:.4f}{mark}",
                       f"{r['recall@100']:.4f}", f"{r['mrr@10']:.4f}")
     Console().print(table)
 
@@ -81,9 +82,12 @@ def eval_crosslingual(
     queries: Annotated[int | None, typer.Option(help="Parallel items queried per direction (default: all 3,001).")] = None,
     seed: Annotated[int, typer.Option(help="Which parallel items are queries when --queries is set.")] = 1,
     save: Annotated[Path | None, typer.Option(help="Also write every figure as JSON here.")] = None,
+    fit_centroids: Annotated[bool, typer.Option(
+        "--fit-centroids", help="First refit the multilingual model's language means on training items.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Cross-lingual recall@1/@10 and MRR per direction (kk, ru, en), and nDCG@10 on KazQAD and XQuAD-R."""
+    from scimatch.evaluation import crosslingual
     from scimatch.evaluation.crosslingual import DIRECTIONS, run_crosslingual
 
     def progress(message: str) -> None:
@@ -91,6 +95,8 @@ def eval_crosslingual(
 
     models = tuple(model or ("minilm", "multilingual"))
     try:
+        if fit_centroids:
+            progress(f"wrote {crosslingual.fit_centroids(data, Settings(model='multilingual'), progress)}")
         result = run_crosslingual(data, Settings(), models, queries, seed, progress)
     except ScimatchError as exc:
         fail(str(exc))

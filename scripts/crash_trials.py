@@ -292,9 +292,9 @@ def _counting(encoder):
         def __init__(self) -> None:
             self.passage_calls = 0
 
-        def encode_passages(self, texts):
+        def encode_passages(self, texts, languages=None):
             self.passage_calls += 1
-            return encoder.encode_passages(texts)
+            return encoder.encode_passages(texts, languages)
 
         def __getattr__(self, name):
             return getattr(encoder, name)
@@ -489,7 +489,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--workdir", type=Path, default=None, help="kept after the run when given")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

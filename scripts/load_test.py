@@ -42,7 +42,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "scimatch" / "data" / "sample"
-SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl")
+SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
 CLI = [sys.executable, "-m", "scimatch.cli"]
 ADMIN_KEY = "load-test-admin"
 MIX = {"search": 0.55, "similar_id": 0.15, "similar_text": 0.15, "match": 0.15}
@@ -61,10 +61,35 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def prepare_home(home: Path) -> dict:
-    """Index the bundled sample (only new or changed records are embedded)."""
+def sample_slice(folder: Path, projects: int) -> Path:
+    """The first ``projects`` projects of the bundled CORDIS sample that have an objective, with all their
+    participants, as a CORDIS folder of their own (a short run indexes this instead of the whole sample)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (SAMPLE / "cordis" / "projects.csv").open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [r for r in reader if (r.get("objective") or "").strip()][:projects]
+        fields = reader.fieldnames or []
+    kept = {r["id"].strip() for r in rows}
+    with (folder / "projects.csv").open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    with (SAMPLE / "cordis" / "organizations.csv").open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        orgs = [r for r in reader if r["projectID"].strip() in kept]
+        fields = reader.fieldnames or []
+    with (folder / "organizations.csv").open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fields)
+        writer.writeheader()
+        writer.writerows(orgs)
+    return folder
+
+
+def prepare_home(home: Path, projects: int | None = None) -> dict:
+    """Index the bundled sample, or its first ``projects`` projects (only new or changed records are embedded)."""
     started = time.perf_counter()
-    done = subprocess.run([*CLI, "index", str(SAMPLE / "cordis"), str(SAMPLE / "pdfs"), "--home", str(home)],
+    cordis = SAMPLE / "cordis" if projects is None else sample_slice(home.parent / "sample-slice", projects)
+    done = subprocess.run([*CLI, "index", str(cordis), str(SAMPLE / "pdfs"), "--home", str(home)],
                           capture_output=True, text=True, env=clean_env(), check=False)
     if done.returncode != 0:
         sys.exit(f"indexing the sample failed:\n{done.stderr[-3000:]}")
@@ -94,9 +119,9 @@ def start_server(home: Path, port: int, log_path: Path, per_minute: int, burst: 
 
 
 # ---- the workload: real titles, keywords and objectives of the sample --------------------------------
-def sample_projects() -> list[dict]:
+def sample_projects(limit: int | None = None) -> list[dict]:
     with (SAMPLE / "cordis" / "projects.csv").open(encoding="utf-8", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if (r.get("objective") or "").strip()]
+        rows = [r for r in csv.DictReader(handle) if (r.get("objective") or "").strip()][:limit]
     return [{"id": f"cordis:{r['id'].strip()}", "title": r["title"].strip(), "objective": r["objective"],
              "keywords": [k.strip() for k in (r.get("keywords") or "").replace(";", ",").split(",") if k.strip()]}
             for r in rows]
@@ -183,7 +208,7 @@ def churn(base: str, home: Path, projects: list[dict], stop: threading.Event, re
     """Deletes and re-adds through the API (checking answers follow), and an indexer in another process."""
     rng = random.Random(seed + 1)
     headers = {"X-API-Key": ADMIN_KEY}
-    victims = rng.sample(projects, 40)
+    victims = rng.sample(projects, min(40, len(projects)))
     report.update(deleted=0, readded=0, stale_after_delete=0, missing_after_add=0, write_errors=[],
                   indexer=None, indexer_delete=None)
     slice_ids = [str(d["_id"]) for d in scifact_slice()]
@@ -237,9 +262,10 @@ def percentile(values: list[float], share: float) -> float:
 def run(args: argparse.Namespace) -> dict:
     home = Path(args.home)
     home.parent.mkdir(parents=True, exist_ok=True)
-    prepared = prepare_home(home)
+    limit = getattr(args, "projects", None)
+    prepared = prepare_home(home, limit)
     print(f"home {home}: {prepared}", flush=True)
-    projects = sample_projects()
+    projects = sample_projects(limit)
     known = committed_titles(home)
     known.update({str(d["_id"]): d["title"].strip() for d in scifact_slice()})
     port = free_port()
@@ -347,6 +373,8 @@ def main() -> None:
     parser.add_argument("--rate-burst", type=int, default=100_000)
     parser.add_argument("--encode-threads", type=int, default=1,
                         help="server's torch threads per encode (SCIMATCH_ENCODE_THREADS; 0: one per core)")
+    parser.add_argument("--projects", type=int, default=None,
+                        help="serve only the sample's first N projects with an objective (a short run; default: all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = parser.parse_args()
     result = run(args)

@@ -95,7 +95,7 @@ def pdf_files(data: Path, out: Path) -> dict[str, dict]:
     }
 
 
-def huge_pdf(path: Path, data: Path = Path("/work/shared/data"), min_bytes: int = 52_000_000) -> Path:
+def huge_pdf(path: Path, data: Path = ROOT.parent / "shared" / "data", min_bytes: int = 52_000_000) -> Path:
     """A real, valid paper (page 1 of jose-00013) that carries a >50 MB attachment of SciFact abstracts."""
     writer = first_page_writer(data)
     corpus = (data / "scifact" / "corpus.jsonl").read_bytes()
@@ -221,7 +221,7 @@ def build(data: Path, out: Path) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "hostile")
     parser.add_argument("--huge", type=Path, default=None, help="also write the huge PDF here (not committed)")
     args = parser.parse_args()

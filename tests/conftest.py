@@ -27,7 +27,7 @@ from scimatch.models import Encoder, load_encoder
 from scimatch.records import Record
 from scimatch.settings import Settings
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared beside the clone
 SCIFACT = DATA / "scifact"
 SCIFACT_CORPUS = SCIFACT / "corpus.jsonl"
 PDF = DATA / "pdfs" / "jose-00013.pdf"
@@ -97,18 +97,18 @@ class CountingEncoder:
         self.passages = 0
         self.queries = 0
 
-    def encode_passages(self, texts: list[str]) -> np.ndarray:
+    def encode_passages(self, texts: list[str], languages: list[str | None] | None = None) -> np.ndarray:
         self.passage_calls += 1
         self.passages += len(texts)
-        return self.inner.encode_passages(texts)
+        return self.inner.encode_passages(texts, languages)
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
+    def encode_queries(self, texts: list[str], languages: list[str | None] | None = None) -> np.ndarray:
         self.queries += len(texts)
-        return self.inner.encode_queries(texts)
+        return self.inner.encode_queries(texts, languages)
 
-    def encode_query(self, text: str) -> np.ndarray:
+    def encode_query(self, text: str, language: str | None = None) -> np.ndarray:
         self.queries += 1
-        return self.inner.encode_query(text)
+        return self.inner.encode_query(text, language)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)

@@ -104,11 +104,11 @@ class FailingEncoder(CountingEncoder):
         super().__init__(inner)
         self.fail_on = fail_on
 
-    def encode_passages(self, texts):
+    def encode_passages(self, texts, languages=None):
         if self.passage_calls + 1 == self.fail_on:
             self.passage_calls += 1
             raise RuntimeError("simulated failure while embedding")
-        return super().encode_passages(texts)
+        return super().encode_passages(texts, languages)
 
 
 def test_failure_while_embedding_keeps_earlier_batches_and_nothing_else(make_engine, encoder, scifact_records):

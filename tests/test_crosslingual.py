@@ -66,6 +66,21 @@ def test_other_language_documents_are_not_drowned_by_weak_lexical_matches():
     assert plain[0].key == 1 and aware[0].key == 3
 
 
+def test_a_stray_lexical_match_does_not_rank_a_translation_below_its_vector_part():
+    lexical = [(1, 9.0), (3, 1.0)]  # document 3, the translation, shares one name with the query
+    vector = [(3, 0.9), (1, 0.5)]
+    assert fuse(lexical, vector, "weighted", 0.45, cross_language=frozenset({3}))[0].key == 3
+
+
+def test_the_best_of_weak_lexical_matches_is_not_scaled_to_a_full_match():
+    """With a floor (a share of the query's BM25 upper bound), a top BM25 hit that shares only a word or two
+    with the query stays well below 1, so the vector side's clear winner is not outvoted."""
+    lexical = [(1, 2.0), (2, 1.0)]  # same-language records sharing a word; the query could reach 40
+    vector = [(2, 0.9), (1, 0.2), (3, 0.1)]
+    assert fuse(lexical, vector, "weighted", 0.45)[0].key == 1  # min-max alone: 2.0 counts as a full match
+    assert fuse(lexical, vector, "weighted", 0.45, lexical_floor=0.3 * 40)[0].key == 2
+
+
 @pytest.fixture(scope="module")
 def multilingual_engine(tmp_path_factory, converted, cache_root, parallel_rows):
     from scimatch.models import multilingual
@@ -90,9 +105,6 @@ def test_query_in_one_language_finds_the_aligned_record_in_another(multilingual_
     assert found >= 0.9 * 2 * len(rows)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5, open: in one index of all three languages, same-language records "
-                   "that share words (BM25, min-max normalised) or sit closer in e5's space beat the translation "
-                   "(68 of 80 here); the language-filtered pool passes (test above)")
 def test_mixed_index_ranks_the_translation_above_every_other_record(multilingual_engine, parallel_rows):
     """One index of all three languages, no language filter: a Kazakh sentence's Russian (or English)
     translation beats every other record of any language, the query's own sentence and its third-language
@@ -111,3 +123,16 @@ def test_mixed_index_ranks_the_translation_above_every_other_record(multilingual
 def test_an_index_refuses_another_model(multilingual_engine, encoder):
     with pytest.raises(IndexMismatchError, match="multilingual"):
         Engine(Settings(home=multilingual_engine.home, model="minilm"), encoder=encoder)
+
+
+def test_an_index_refuses_vectors_centred_on_other_language_means(multilingual_engine, tmp_path):
+    """Vectors made with other language means (or none) are not comparable: such an index is refused."""
+    import shutil
+
+    home = tmp_path / "copy"
+    shutil.copytree(multilingual_engine.home, home, ignore=shutil.ignore_patterns("write.lock"))
+    manifest = json.loads((home / "manifest.json").read_text())
+    assert manifest["centering"], manifest  # the multilingual model ships fitted means
+    (home / "manifest.json").write_text(json.dumps({**manifest, "centering": None}))
+    with pytest.raises(IndexMismatchError, match="centering"):
+        Engine(Settings(home=home, model="multilingual"))

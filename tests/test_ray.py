@@ -87,12 +87,12 @@ class ReplayEncoder:
         self.vectors = vectors or {}
         self.queries: dict[str, np.ndarray] = {}
 
-    def encode_passages(self, texts: list[str]) -> np.ndarray:
+    def encode_passages(self, texts: list[str], languages: list[str | None] | None = None) -> np.ndarray:
         return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
 
-    def encode_query(self, text: str) -> np.ndarray:
+    def encode_query(self, text: str, language: str | None = None) -> np.ndarray:
         if text not in self.queries:
-            self.queries[text] = self.inner.encode_query(text)
+            self.queries[text] = self.inner.encode_query(text, language)
         return self.queries[text]
 
     def __getattr__(self, name: str) -> object:

@@ -10,8 +10,6 @@ that is the one remaining difference from a single index, small where shards are
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 
 import tantivy
@@ -19,7 +17,7 @@ import tantivy
 from scimatch.distributed.messages import TermStats
 from scimatch.engine.analysis import analyze
 from scimatch.engine.filters import Filters
-from scimatch.engine.lexical import MAX_QUERY_TERMS, TantivyIndex
+from scimatch.engine.lexical import MAX_QUERY_TERMS, TantivyIndex, bm25_bound, bm25_idf
 
 
 def query_terms(text: str, language: str | None = None) -> list[str]:
@@ -27,22 +25,19 @@ def query_terms(text: str, language: str | None = None) -> list[str]:
     return analyze(text, language)[:MAX_QUERY_TERMS]
 
 
-def bm25_idf(docs: int, doc_freq: int) -> float:
-    return math.log(1.0 + (docs - doc_freq + 0.5) / (doc_freq + 0.5))
-
-
 def tantivy_doc_count(lexical: TantivyIndex) -> int:
     """N as tantivy's BM25 counts it: every segment's max_doc (deleted documents included), from meta.json."""
-    try:
-        meta = json.loads((lexical.path / "meta.json").read_text())
-        return sum(int(segment["max_doc"]) for segment in meta.get("segments", []))
-    except (OSError, ValueError, KeyError, TypeError):
-        return lexical.count()
+    return lexical.idf_doc_count()
 
 
 def term_stats(lexical: TantivyIndex, terms: Sequence[str]) -> TermStats:
     searcher = lexical.index.searcher()
     return TermStats(tantivy_doc_count(lexical), {t: int(searcher.doc_freq("body", t)) for t in dict.fromkeys(terms)})
+
+
+def global_bound(idf: dict[str, float], terms: Sequence[str]) -> float:
+    """The query's BM25 upper bound with global idf: the same as ``TantivyIndex.upper_bound`` on one index."""
+    return bm25_bound(idf[t] for t in terms if t in idf)
 
 
 def global_idf(stats: Sequence[TermStats]) -> dict[str, float]:

@@ -29,14 +29,15 @@ def merge_side(per_shard: Mapping[int, Sequence[tuple[int, float]]], limit: int)
 
 
 def fuse_merged(lexical: Sequence[tuple[GlobalKey, float]], vector: Sequence[tuple[GlobalKey, float]],
-                mode: str, settings: Settings, other_language: frozenset[GlobalKey] = frozenset()) -> list[Fused]:
+                mode: str, settings: Settings, other_language: frozenset[GlobalKey] = frozenset(),
+                lexical_floor: float = 0.0) -> list[Fused]:
     """The single engine's last step of ``HybridSearcher.ranked_modes``, over global keys."""
     if mode == "bm25":
         return single(lexical, "lexical")  # type: ignore[arg-type]
     if mode == "vector":
         return single(vector, "vector")  # type: ignore[arg-type]
     return fuse(lexical, vector, settings.fusion, settings.vector_weight, settings.rrf_k,  # type: ignore[arg-type]
-                other_language)  # type: ignore[arg-type]
+                other_language, lexical_floor)  # type: ignore[arg-type]
 
 
 def merge_facets(parts: Sequence[Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:

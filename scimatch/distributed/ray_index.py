@@ -126,7 +126,8 @@ class EmbedPassages:
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
         todo = [r for r in rows if r["status"] == "todo"]
-        vectors = self.encoder.encode_passages([p for r in todo for p in r["passages"]])
+        languages = [json.loads(r["record"]).get("language") for r in todo for _ in r["passages"]]
+        vectors = self.encoder.encode_passages([p for r in todo for p in r["passages"]], languages)
         start = 0
         for row in rows:
             row["vectors"] = b""

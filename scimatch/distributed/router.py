@@ -18,15 +18,15 @@ from typing import Protocol
 
 import numpy as np
 
-from scimatch.distributed.global_bm25 import global_idf, query_terms
+from scimatch.distributed.global_bm25 import global_bound, global_idf, query_terms
 from scimatch.distributed.merge import GlobalKey, fuse_merged, merge_facets, merge_side
 from scimatch.distributed.messages import CandidateRequest, FetchRequest, ShardCandidates, ShardFetch, TermStats
 from scimatch.distributed.shard import ShardService
 from scimatch.engine.filters import Filters
 from scimatch.engine.fusion import Fused
-from scimatch.engine.language import detect_query
 from scimatch.engine.results import MODES, SearchResult
 from scimatch.errors import ScimatchError, UnknownChoiceError
+from scimatch.language import detect_query
 from scimatch.models import Encoder, load_encoder
 from scimatch.settings import Settings
 
@@ -108,7 +108,9 @@ class ShardRouter:
         # phase 0 (BM25 only): term statistics for global idf; the query is embedded meanwhile
         language = detect_query(query)  # once, as the single engine does; shards analyse the query with it
         pending_stats = {}
-        if lexical_side and self.settings.global_idf:
+        bound_share = self.settings.lexical_bound_share if mode == "hybrid" else 0.0
+        terms: list[str] = []
+        if lexical_side and (self.settings.global_idf or bound_share > 0):
             terms = query_terms(query, language)
             pending_stats = self._submit("term_stats", {i: terms for i in everyone}, failed)
         vectors = self.encode_query(query)[None, :] if mode in ("vector", "hybrid") else None
@@ -118,7 +120,8 @@ class ShardRouter:
             idf = global_idf([s for s in stats.values() if isinstance(s, TermStats)])
 
         # phase 1: each shard's candidate lists, merged per side, fused once
-        request = CandidateRequest(query, mode, filters, self.settings.candidates, vectors, idf, language)
+        request = CandidateRequest(query, mode, filters, self.settings.candidates, vectors,
+                                   idf if self.settings.global_idf else None, language)
         answers = self._collect("candidates", self._submit(
             "candidates", {i: request for i in everyone if i not in failed}, failed), failed)
         candidates = {i: a for i, a in answers.items() if isinstance(a, ShardCandidates)}
@@ -127,7 +130,8 @@ class ShardRouter:
         vector = merge_side({i: [(r, s) for r, s, _ in c.vector] for i, c in candidates.items()}, limit)
         best: dict[GlobalKey, int] = {(i, r): seq for i, c in candidates.items() for r, _, seq in c.vector}
         other = frozenset((i, r) for i, c in candidates.items() for r in c.other_language)
-        fused = fuse_merged(lexical, vector, mode, self.settings, other)
+        floor = bound_share * global_bound(idf, terms) if idf is not None and bound_share > 0 and lexical else 0.0
+        fused = fuse_merged(lexical, vector, mode, self.settings, other, floor)
         window = fused[(page - 1) * page_size: page * page_size]
 
         # phase 2: hydrate the page where each hit lives; facet counts over each shard's part of the pool

@@ -19,7 +19,6 @@ from scimatch.engine.duplicates import Candidate, CheckInput, DuplicateChecker, 
 from scimatch.engine.experts import ExpertResult, rank_experts
 from scimatch.engine.filters import Filters
 from scimatch.engine.grants import FUNDED_KINDS, RelatedGrant, funded_hits
-from scimatch.engine.language import detect as detect_language
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.locks import ReadWriteLock
 from scimatch.engine.matching import MatchResult
@@ -33,7 +32,9 @@ from scimatch.engine.scan import Progress, ScanReport, scan_call
 from scimatch.engine.search import HybridSearcher
 from scimatch.engine.vector import FaissIndex, VectorConfig
 from scimatch.errors import IndexMismatchError, NotFoundError
+from scimatch.language import detect as detect_language
 from scimatch.models import Encoder, get_spec, load_encoder
+from scimatch.models.centering import load_centering
 from scimatch.records import Proposal, Record
 from scimatch.settings import Settings
 
@@ -97,7 +98,9 @@ class Engine:
         return self._encoder
 
     def identity(self) -> dict[str, object]:
-        return {"model": self.spec.name, "package": self.spec.package, "dim": self.spec.dim}
+        centering = load_centering(self.spec.name)
+        return {"model": self.spec.name, "package": self.spec.package, "dim": self.spec.dim,
+                "centering": centering.version if centering else None}
 
     def passage_rule(self) -> dict[str, int]:
         """How texts are cut into embedded passages; an index keeps one rule for all its vectors."""
@@ -114,6 +117,11 @@ class Engine:
                     f"{self.home} was built with model {manifest.get('model')!r} "
                     f"(dim {manifest.get('dim')}), not {self.spec.name!r}; use another --home or re-index"
                 )
+            if manifest.get("centering") != self.identity()["centering"]:
+                raise IndexMismatchError(
+                    f"{self.home} was built with language centering {manifest.get('centering')!r}, not "
+                    f"{self.identity()['centering']!r} (scimatch/data/centroids): its vectors would not match new "
+                    "ones; use another --home or re-index")
             if manifest.get("passages") != self.passage_rule():
                 raise IndexMismatchError(
                     f"{self.home} was built with passages {manifest.get('passages')}, not {self.passage_rule()}: "
@@ -200,7 +208,8 @@ class Engine:
         split = [split_passages(rec.searchable_text(), self.settings.passage_words,
                                 self.settings.passage_overlap) for rec, _ in todo]
         flat = [p for passages in split for p in passages]
-        vectors = self.encoder.encode_passages(flat)
+        languages = [rec.language for (rec, _), passages in zip(todo, split, strict=True) for _ in passages]
+        vectors = self.encoder.encode_passages(flat, languages)
         pending, start = [], 0
         for (rec, digest), passages in zip(todo, split, strict=True):
             pending.append(PendingWrite(rec, digest, passages, vectors[start:start + len(passages)]))

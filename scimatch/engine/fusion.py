@@ -9,6 +9,9 @@
   vector part (``cross_language``) instead of a zero that would rank every same-language document
   that shares a word above it; where it does share a name or a number with the query, the better of the
   two counts, so a stray lexical match never ranks a translation lower than no match at all.
+  The lexical side is scaled against a floor, a share (``lexical_bound_share``) of the most BM25 could
+  give the query, not only against its own best hit: when every lexical hit shares just a word or two
+  with the query (another language, a paraphrase), none of them is scaled up to a full match.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ class Fused(NamedTuple):
     vector_score: float | None
 
 
-def _minmax(scores: Sequence[float]) -> list[float]:
+def _minmax(scores: Sequence[float], floor: float = 0.0) -> list[float]:
+    """Min-max scaling; ``floor`` is the least the top may be scaled from (a share of the most the scorer
+    can give), so the best of weak matches is not stretched to 1."""
     if not scores:
         return []
-    low, high = min(scores), max(scores)
+    low, high = min(scores), max(max(scores), floor)
     if high - low < 1e-12:
         return [1.0 for _ in scores]
     return [(s - low) / (high - low) for s in scores]
@@ -44,8 +49,11 @@ def fuse(
     vector_weight: float = 0.5,
     rrf_k: int = 60,
     cross_language: frozenset[int] = frozenset(),
+    lexical_floor: float = 0.0,
 ) -> list[Fused]:
-    """Merge two ranked lists (best first) into one, keeping each side's rank and raw score."""
+    """Merge two ranked lists (best first) into one, keeping each side's rank and raw score.
+    ``lexical_floor`` (weighted fusion): the BM25 score that counts as a full lexical match, usually a
+    share of the query's upper bound; a best hit below it is scaled below 1."""
     if method not in FUSIONS:
         raise ValueError(f"unknown fusion {method!r}; valid: {', '.join(FUSIONS)}")
     lex_rank = {key: (rank, score) for rank, (key, score) in enumerate(lexical, start=1)}
@@ -55,7 +63,7 @@ def fuse(
         contribution_vec = {key: 1.0 / (rrf_k + r) for key, (r, _) in vec_rank.items()}
         w_lex, w_vec = 1.0, 1.0
     else:
-        contribution_lex = dict(zip(lex_rank, _minmax([s for _, s in lexical]), strict=True))
+        contribution_lex = dict(zip(lex_rank, _minmax([s for _, s in lexical], lexical_floor), strict=True))
         contribution_vec = dict(zip(vec_rank, _minmax([s for _, s in vector]), strict=True))
         w_lex, w_vec = 1.0 - vector_weight, vector_weight
     fused = []

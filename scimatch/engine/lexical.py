@@ -22,6 +22,17 @@ from scimatch.engine.filters import Filters
 
 FACET_FIELDS = ("kind", "language", "funder", "org_kind", "region")
 MAX_QUERY_TERMS = 256
+BM25_K1 = 1.2  # tantivy's
+
+
+def bm25_idf(docs: int, doc_freq: int) -> float:
+    """tantivy's idf (Robertson / Lucene)."""
+    return math.log(1.0 + (docs - doc_freq + 0.5) / (doc_freq + 0.5))
+
+
+def bm25_bound(idfs: Iterable[float]) -> float:
+    """The most BM25 can give a query whose terms have these idfs: each term saturated, idf x (k1 + 1)."""
+    return sum(idfs) * (BM25_K1 + 1)
 
 
 def _schema() -> tantivy.Schema:
@@ -136,6 +147,23 @@ class TantivyIndex:
                 weighted.append((freq * math.log(1 + n / df), term))
         weighted.sort(reverse=True)
         return [term for _, term in weighted[:count]]
+
+    def upper_bound(self, text: str, language: str | None = None, analyzed: bool = False) -> float:
+        """The most BM25 can give this query: every term at saturation, idf x (k1 + 1) summed over the
+        query's terms. Fusion compares the best hit with it to tell a strong lexical match from the best of
+        weak ones (a few shared words), which min-max scaling alone would both stretch to 1."""
+        terms = (text.split() if analyzed else analyze(text, language))[:MAX_QUERY_TERMS]
+        searcher = self.index.searcher()
+        n = self.idf_doc_count()
+        return bm25_bound([bm25_idf(n, df) for df in (searcher.doc_freq("body", t) for t in terms) if df])
+
+    def idf_doc_count(self) -> int:
+        """N as tantivy's BM25 idf counts it: every segment's max_doc (deleted documents included)."""
+        try:
+            meta = json.loads((self.path / "meta.json").read_text())
+            return sum(int(segment["max_doc"]) for segment in meta.get("segments", []))
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.count()
 
     def search(self, text: str, limit: int, filters: Filters | None = None, language: str | None = None,
                analyzed: bool = False) -> list[tuple[int, float]]:

@@ -16,12 +16,12 @@ import numpy as np
 from scimatch.engine.catalog import Catalog
 from scimatch.engine.filters import Filters
 from scimatch.engine.fusion import Fused, fuse, single
-from scimatch.engine.language import detect_query
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.results import MODES, Hit, ScoreBreakdown, SearchResult
 from scimatch.engine.snippets import snippet
 from scimatch.engine.vector import FaissIndex
 from scimatch.errors import UnknownChoiceError
+from scimatch.language import detect_query
 from scimatch.settings import Settings
 
 PASSAGES_PER_DOC = 2  # passages drawn per wanted document (1.2 per document on average), so collapsing still fills the list
@@ -118,6 +118,7 @@ class HybridSearcher:
         """Several modes from one pass over each side (evaluations score all modes per query)."""
         lexical: list[tuple[int, float]] = []
         vector: list[tuple[int, float]] = []
+        floor = 0.0
         best_passage: dict[int, int] = {}
         if language is None and lexical_query is None:
             language = detect_query(query)
@@ -126,6 +127,10 @@ class HybridSearcher:
                 lexical = self.lexical.search(lexical_query, limit, filters, analyzed=True)
             else:
                 lexical = self.lexical.search(query, limit, filters, language)
+            share = self.settings.lexical_bound_share
+            if "hybrid" in modes and share > 0 and lexical:
+                floor = share * (self.lexical.upper_bound(lexical_query, analyzed=True) if lexical_query
+                                 else self.lexical.upper_bound(query, language))
         if {"vector", "hybrid"} & set(modes):
             if query_vectors is None:
                 query_vectors = self.encode_query(query)[None, :]
@@ -140,7 +145,7 @@ class HybridSearcher:
         if "hybrid" in modes:
             cross = self._other_language([k for k, _ in vector], language)
             lists["hybrid"] = fuse(lexical, vector, self.settings.fusion, self.settings.vector_weight,
-                                   self.settings.rrf_k, cross)
+                                   self.settings.rrf_k, cross, floor)
         return lists, best_passage
 
     # ---- the full search ---------------------------------------------------------------------

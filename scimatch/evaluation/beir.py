@@ -20,6 +20,7 @@ from scimatch.engine.results import MODES
 from scimatch.errors import InputError
 from scimatch.evaluation.metrics import mean_metrics
 from scimatch.indexer.pipeline import index_paths
+from scimatch.models.centering import load_centering
 from scimatch.settings import Settings
 
 
@@ -51,7 +52,9 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
 
 
 def eval_home(corpus: Path, settings: Settings) -> Path:
-    key = f"{corpus.resolve()}|{settings.model}|{settings.passage_words}|{settings.passage_overlap}|{PASSAGE_RULE_VERSION}"
+    centering = load_centering(settings.model)  # other language means: other vectors, another index
+    key = (f"{corpus.resolve()}|{settings.model}|{settings.passage_words}|{settings.passage_overlap}|{PASSAGE_RULE_VERSION}"
+           + (f"|{centering.version}" if centering else ""))
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return Path.home() / ".scimatch" / "eval" / f"{corpus.parent.name}-{digest}"
 
@@ -75,9 +78,12 @@ def run_beir(
 
 def score_modes(
     engine: Engine, queries: dict[str, str], qrels: dict[str, dict[str, int]], modes: tuple[str, ...],
+    vectors: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
+    """Mean metrics per mode; ``vectors``: the queries' vectors when already encoded (a sweep)."""
     qids = list(queries)
-    vectors = engine.encoder.encode_queries([queries[q] for q in qids]) if set(modes) - {"bm25"} else None
+    if vectors is None and set(modes) - {"bm25"}:
+        vectors = engine.encoder.encode_queries([queries[q] for q in qids])
     rowid_to_id = {r[0]: r[1] for r in engine.catalog.execute("SELECT rowid, id FROM documents")}
     results: dict[str, dict[str, float]] = {}
     for mode in modes:
@@ -90,9 +96,11 @@ def score_modes(
     return results
 
 
-FUSION_GRID: tuple[tuple[str, float, int], ...] = (
-    *(("rrf", 0.5, k) for k in (10, 20, 40, 60, 100)),
-    *(("weighted", w / 100, 60) for w in range(20, 85, 5)),
+# (fusion, vector weight, rrf k, lexical bound share)
+FUSION_GRID: tuple[tuple[str, float, int, float], ...] = (
+    *(("rrf", 0.5, k, 0.0) for k in (10, 20, 40, 60, 100)),
+    *(("weighted", w / 100, 60, 0.0) for w in range(20, 85, 5)),
+    *(("weighted", w / 100, 60, share) for share in (0.1, 0.2, 0.3, 0.4) for w in range(30, 65, 5)),
 )
 
 
@@ -110,8 +118,10 @@ def sweep_fusion(
     rows = []
     with Engine(settings) as engine:
         index_paths(engine, [corpus], fmt="beir", batch_size=settings.index_batch_size)
-        for fusion, weight, k in FUSION_GRID:
+        vectors = engine.encoder.encode_queries(list(queries.values()))
+        for fusion, weight, k, share in FUSION_GRID:
             engine.settings.fusion, engine.settings.vector_weight, engine.settings.rrf_k = fusion, weight, k
-            figures = score_modes(engine, queries, qrels, ("hybrid",))["hybrid"]
-            rows.append({"fusion": fusion, "vector_weight": weight, "rrf_k": k, **figures})
+            engine.settings.lexical_bound_share = share
+            figures = score_modes(engine, queries, qrels, ("hybrid",), vectors)["hybrid"]
+            rows.append({"fusion": fusion, "vector_weight": weight, "rrf_k": k, "lexical_bound_share": share, **figures})
     return rows

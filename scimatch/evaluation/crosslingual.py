@@ -28,6 +28,7 @@ from scimatch.engine.filters import Filters
 from scimatch.errors import InputError
 from scimatch.evaluation.beir import eval_home, load_qrels, load_queries
 from scimatch.evaluation.metrics import ndcg_at
+from scimatch.evaluation.partners import is_training
 from scimatch.records import Publication
 from scimatch.settings import Settings
 
@@ -70,7 +71,7 @@ def parallel(data: Path, settings: Settings, n_queries: int | None, seed: int, p
         chosen = rows if n_queries is None else random.Random(seed).sample(rows, min(n_queries, len(rows)))
         result: dict[str, dict] = {}
         for src in LANGS:
-            vectors = engine.encoder.encode_queries([r[src] for r in chosen])
+            vectors = engine.encoder.encode_queries([r[src] for r in chosen], [src] * len(chosen))
             for tgt in [t for s, t in DIRECTIONS if s == src]:
                 third = next(lang for lang in LANGS if lang not in (src, tgt))
                 ranks: dict[str, list[int | None]] = {}
@@ -94,7 +95,7 @@ def parallel(data: Path, settings: Settings, n_queries: int | None, seed: int, p
 def _beir_modes(engine: Engine, queries: dict[str, str], qrels: dict[str, dict[str, int]], filters: Filters,
                 language: str) -> dict[str, float]:
     ids = [q for q in qrels if q in queries]
-    vectors = engine.encoder.encode_queries([queries[q] for q in ids])
+    vectors = engine.encoder.encode_queries([queries[q] for q in ids], [language] * len(ids))
     totals = {"bm25": 0.0, "vector": 0.0, "hybrid": 0.0}
     for qid, qv in zip(ids, vectors, strict=True):
         lists, _ = engine.searcher.ranked_modes(queries[qid], tuple(totals), filters, DEPTH, query_vectors=qv[None, :],
@@ -158,6 +159,25 @@ def analyzer_comparison(items: list[tuple[str, str, str]], queries: dict[str, st
             total += ndcg_at([ids[i] for i in top], relevant, 10)
         result[name] = round(total / max(len(qrels), 1), 4)
     return result
+
+
+def fit_centroids(data: Path, settings: Settings, progress: Progress = print) -> Path:
+    """Fit the multilingual model's language means (``models/centering.py``) on the parallel set's
+    *training* items (a stable hash of the item id, the quarter the other evaluations train on), with
+    raw, uncentred vectors; no alignment is used, only which language each text is in."""
+    from scimatch.models import Encoder, get_spec
+    from scimatch.models.centering import save_centering
+
+    path = data / "parallel" / "kk_ru_en_sentences.jsonl"
+    if not path.exists():
+        raise InputError(str(path), "missing (../shared/data/parallel)")
+    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    training = [r for r in rows if is_training(str(r["id"]))]
+    encoder = Encoder(get_spec(settings.model), settings.dtype, settings.encode_batch_size, center=False)
+    progress(f"fitting {settings.model} language means on {len(training)} training items of {path.name}")
+    vectors = {"query": {lang: encoder.encode_queries([r[lang] for r in training]) for lang in LANGS},
+               "passage": {lang: encoder.encode_passages([r[lang] for r in training]) for lang in LANGS}}
+    return save_centering(settings.model, vectors)
 
 
 def run_crosslingual(data: Path, settings: Settings, models: tuple[str, ...], n_queries: int | None = None,

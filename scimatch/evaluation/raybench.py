@@ -53,9 +53,9 @@ class QueryCache:
         self.inner = inner
         self.vectors: dict[str, np.ndarray] = {}
 
-    def encode_query(self, text: str) -> np.ndarray:
+    def encode_query(self, text: str, language: str | None = None) -> np.ndarray:
         if text not in self.vectors:
-            self.vectors[text] = self.inner.encode_query(text)
+            self.vectors[text] = self.inner.encode_query(text, language)
         return self.vectors[text]
 
     def __getattr__(self, name: str) -> object:

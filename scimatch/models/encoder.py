@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from scimatch.language import detect
+from scimatch.models.centering import Centering, load_centering
 from scimatch.models.registry import ModelSpec, get_spec
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,9 +35,13 @@ def resolve_dtype(dtype: str) -> str:
 
 
 class Encoder:
-    """Encodes queries and passages to L2-normalised float32 arrays of shape (n, dim)."""
+    """Encodes queries and passages to L2-normalised float32 arrays of shape (n, dim).
 
-    def __init__(self, spec: ModelSpec, dtype: str = "auto", batch_size: int = 32) -> None:
+    Where the model has fitted language means (``models/centering.py``: the multilingual model), each
+    vector has its language's mean removed; give the texts' languages when known, else they are detected.
+    ``center=False`` gives the model's raw vectors (used to fit those means)."""
+
+    def __init__(self, spec: ModelSpec, dtype: str = "auto", batch_size: int = 32, center: bool = True) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
@@ -51,6 +58,7 @@ class Encoder:
             model = model.to(torch.bfloat16)
         model.eval()
         self._model = model
+        self.centering: Centering | None = load_centering(spec.name) if center else None
 
     @property
     def dim(self) -> int:
@@ -69,13 +77,33 @@ class Encoder:
         vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
         return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
 
-    def encode_passages(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.spec.passage_prefix)
+    def identity(self) -> dict[str, object]:
+        """What an index records of its vectors: vectors from another identity are not comparable."""
+        return {"model": self.spec.name, "package": self.spec.package, "dim": self.spec.dim,
+                "centering": self.centering.version if self.centering else None}
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.spec.query_prefix)
+    def _center(self, vectors: np.ndarray, texts: Sequence[str], languages: Sequence[str | None] | None,
+                side: str) -> np.ndarray:
+        if self.centering is None:
+            return vectors
+        if languages is None:
+            languages = [detect(t) for t in texts]
+        return self.centering.apply(vectors, languages, side)
 
-    def encode_query(self, text: str) -> np.ndarray:
+    def encode_passages(self, texts: list[str], languages: Sequence[str | None] | None = None) -> np.ndarray:
+        return self._center(self._encode(texts, self.spec.passage_prefix), texts, languages, "passage")
+
+    def encode_queries(self, texts: list[str], languages: Sequence[str | None] | None = None) -> np.ndarray:
+        return self._center(self._encode(texts, self.spec.query_prefix), texts, languages, "query")
+
+    def encode_query(self, text: str, language: str | None = None) -> np.ndarray:
+        """One query, centred on its language where the model has language means."""
+        vector = self._encode_one_query(text)
+        if self.centering is None:
+            return vector
+        return self.centering.apply(vector[None, :], [language or detect(text)], "query")[0]
+
+    def _encode_one_query(self, text: str) -> np.ndarray:
         """One query straight through the model's modules: ``encode`` re-walks every submodule
         (``.eval()``, batching) on each call, which costs a third of a short query's time."""
         import torch
