@@ -84,6 +84,8 @@ def eval_crosslingual(
     save: Annotated[Path | None, typer.Option(help="Also write every figure as JSON here.")] = None,
     fit_centroids: Annotated[bool, typer.Option(
         "--fit-centroids", help="First refit the multilingual model's language means on training items.")] = False,
+    sweep_share: Annotated[bool, typer.Option(
+        "--sweep-share", help="Only sweep the lexical bound share on training items (mixed index), then stop.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Cross-lingual recall@1/@10 and MRR per direction (kk, ru, en), and nDCG@10 on KazQAD and XQuAD-R."""
@@ -97,6 +99,10 @@ def eval_crosslingual(
     try:
         if fit_centroids:
             progress(f"wrote {crosslingual.fit_centroids(data, Settings(model='multilingual'), progress)}")
+        if sweep_share:
+            swept = crosslingual.sweep_lexical_share(data, Settings(model="multilingual"), progress=progress)
+            print(json.dumps(swept) if as_json else "\n".join(f"share {k}: {v}" for k, v in swept.items()))
+            return
         result = run_crosslingual(data, Settings(), models, queries, seed, progress)
     except ScimatchError as exc:
         fail(str(exc))

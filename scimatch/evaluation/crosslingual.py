@@ -180,6 +180,43 @@ def fit_centroids(data: Path, settings: Settings, progress: Progress = print) ->
     return save_centering(settings.model, vectors)
 
 
+SHARES = (0.0, 0.1, 0.2, 0.3, 0.4)
+
+
+def sweep_lexical_share(data: Path, settings: Settings, shares: tuple[float, ...] = SHARES,
+                        progress: Progress = print) -> dict[str, dict[str, float]]:
+    """Mixed-index hybrid recall@1 per direction on the parallel set's *training* items, for each lexical
+    bound share: with ``eval fusion``'s SciFact train sweep, how the shipped share was chosen."""
+    path = data / "parallel" / "kk_ru_en_sentences.jsonl"
+    if not path.exists():
+        raise InputError(str(path), "missing (../shared/data/parallel)")
+    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    training = [r for r in rows if is_training(str(r["id"]))]
+    engine = _index(settings, path, [(f"{lang}:{r['id']}", lang, r[lang]) for r in rows for lang in LANGS], progress)
+    try:
+        rowid = {f"{lang}:{r['id']}": engine.catalog.rowid_of(f"{lang}:{r['id']}") for r in training for lang in LANGS}
+        vectors = {s: engine.encoder.encode_queries([r[s] for r in training], [s] * len(training)) for s in LANGS}
+        result: dict[str, dict[str, float]] = {}
+        for share in shares:
+            engine.settings.lexical_bound_share = share
+            figures = {}
+            for src, tgt in DIRECTIONS:
+                third = next(lang for lang in LANGS if lang not in (src, tgt))
+                first = 0
+                for r, qv in zip(training, vectors[src], strict=True):
+                    exclude = Filters(exclude_rowids=(rowid[f"{src}:{r['id']}"], rowid[f"{third}:{r['id']}"]))
+                    lists, _ = engine.searcher.ranked_modes(r[src], ("hybrid",), exclude, DEPTH,
+                                                            query_vectors=qv[None, :], language=src)
+                    first += bool(lists["hybrid"]) and lists["hybrid"][0].key == rowid[f"{tgt}:{r['id']}"]
+                figures[f"{src}->{tgt}"] = round(first / len(training), 4)
+            figures["mean"] = round(sum(figures.values()) / len(DIRECTIONS), 4)
+            result[str(share)] = figures
+            progress(f"share {share}: {figures}")
+        return result
+    finally:
+        engine.close()
+
+
 def run_crosslingual(data: Path, settings: Settings, models: tuple[str, ...], n_queries: int | None = None,
                      seed: int = 1, progress: Progress = print) -> dict:
     result: dict[str, dict] = {}
