@@ -180,3 +180,35 @@ def test_existing_index_keeps_its_records_after_a_bad_run(tmp_path, make_engine,
     eng.close()
     with Engine(Settings(home=eng.home), encoder=eng.encoder) as reopened:
         check_consistent(reopened, {r.id: r for r in kept})
+
+
+def test_lexical_replay_after_a_writer_killed_mid_commit(tmp_path):
+    """Found by scripts/crash_trials.py (seed 1, trial 49): a writer SIGKILLed while committing deletes leaves a
+    half-written ``<segment>.<opstamp>.del`` that no meta.json names. Replaying the same change after the restart
+    writes a file of the same name; the index must clean up and apply it, not fail with FileAlreadyExists."""
+    import shutil
+
+    from scimatch.engine.lexical import TantivyIndex
+
+    texts = [json.loads(line) for line in scifact_lines(0, 20)]
+    rows = [(i, f"{t['title']}\n{t['text']}", {}, None) for i, t in enumerate(texts)]
+    first = TantivyIndex(tmp_path / "killed" / "lexical")
+    first.upsert(rows)
+    first.commit(1)
+    del first
+    shutil.copytree(tmp_path / "killed", tmp_path / "probe")  # learn the name the delete's commit writes
+    probe = TantivyIndex(tmp_path / "probe" / "lexical")
+    before = set(os.listdir(probe.path))
+    probe.delete([3])
+    probe.commit(2)
+    (written,) = [name for name in set(os.listdir(probe.path)) - before if name.endswith(".del")]
+
+    lexical_dir = tmp_path / "killed" / "lexical"
+    (lexical_dir / written).write_bytes(b"half")  # what the killed writer left, registered as tantivy does
+    managed = lexical_dir / ".managed.json"
+    managed.write_text(json.dumps([*json.loads(managed.read_text()), written]))
+    reopened = TantivyIndex(lexical_dir)
+    reopened.delete([3])
+    reopened.commit(2)
+    assert reopened.count() == len(rows) - 1
+    assert 3 not in [rowid for rowid, _ in reopened.search(texts[3]["title"], 5)]

@@ -79,6 +79,9 @@ class TantivyIndex:
     def _writer_(self) -> tantivy.IndexWriter:
         if self._writer is None:
             self._writer = self.index.writer(heap_size=128_000_000, num_threads=1)
+            # A writer killed mid-commit leaves files no meta.json names (a half-written ``.del``); replaying
+            # the same changes would write a file of the same name and fail with FileAlreadyExists.
+            self._writer.garbage_collect_files()
         return self._writer
 
     def upsert(self, rows: Iterable[tuple[int, str, dict[str, Sequence[str]], int | None]]) -> None:
