@@ -25,14 +25,9 @@ def query_terms(text: str, language: str | None = None) -> list[str]:
     return analyze(text, language)[:MAX_QUERY_TERMS]
 
 
-def tantivy_doc_count(lexical: TantivyIndex) -> int:
-    """N as tantivy's BM25 counts it: every segment's max_doc (deleted documents included), from meta.json."""
-    return lexical.idf_doc_count()
-
-
 def term_stats(lexical: TantivyIndex, terms: Sequence[str]) -> TermStats:
     searcher = lexical.index.searcher()
-    return TermStats(tantivy_doc_count(lexical), {t: int(searcher.doc_freq("body", t)) for t in dict.fromkeys(terms)})
+    return TermStats(lexical.idf_doc_count(), {t: int(searcher.doc_freq("body", t)) for t in dict.fromkeys(terms)})
 
 
 def global_bound(idf: dict[str, float], terms: Sequence[str]) -> float:
@@ -57,7 +52,7 @@ def search_global(lexical: TantivyIndex, text: str, limit: int, filters: Filters
     if not terms or limit <= 0:
         return []
     searcher = lexical.index.searcher()
-    docs = tantivy_doc_count(lexical)
+    docs = lexical.idf_doc_count()
     should = []
     for term in terms:
         clause = tantivy.Query.term_query(lexical.schema, "body", term)

@@ -50,6 +50,9 @@ class Engine:
         self.home = Path(self.settings.home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.spec = get_spec(self.settings.model)
+        centering = load_centering(self.spec.name)  # read once: identity() is asked on every write
+        self._identity: dict[str, object] = {"model": self.spec.name, "package": self.spec.package,
+                                             "dim": self.spec.dim, "centering": centering.version if centering else None}
         self._encoder = encoder
         self._check_manifest()
         self.catalog = Catalog(self.home / "catalog.sqlite")
@@ -98,9 +101,8 @@ class Engine:
         return self._encoder
 
     def identity(self) -> dict[str, object]:
-        centering = load_centering(self.spec.name)
-        return {"model": self.spec.name, "package": self.spec.package, "dim": self.spec.dim,
-                "centering": centering.version if centering else None}
+        """What the index records of its vectors (model and language means): others are not comparable."""
+        return dict(self._identity)
 
     def passage_rule(self) -> dict[str, int]:
         """How texts are cut into embedded passages; an index keeps one rule for all its vectors."""

@@ -33,10 +33,6 @@ class Centering:
     means: dict[str, dict[str, np.ndarray]]  # side -> language -> mean vector
     version: str
 
-    @property
-    def languages(self) -> tuple[str, ...]:
-        return tuple(sorted(k for k in self.means["passage"] if k != FALLBACK))
-
     def apply(self, vectors: np.ndarray, languages: Sequence[str | None], side: str) -> np.ndarray:
         """Each row minus the mean of its language, L2-normalised again (float32, same shape)."""
         if len(vectors) == 0:

@@ -77,11 +77,6 @@ class Encoder:
         vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
         return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
 
-    def identity(self) -> dict[str, object]:
-        """What an index records of its vectors: vectors from another identity are not comparable."""
-        return {"model": self.spec.name, "package": self.spec.package, "dim": self.spec.dim,
-                "centering": self.centering.version if self.centering else None}
-
     def _center(self, vectors: np.ndarray, texts: Sequence[str], languages: Sequence[str | None] | None,
                 side: str) -> np.ndarray:
         if self.centering is None:
@@ -99,9 +94,7 @@ class Encoder:
     def encode_query(self, text: str, language: str | None = None) -> np.ndarray:
         """One query, centred on its language where the model has language means."""
         vector = self._encode_one_query(text)
-        if self.centering is None:
-            return vector
-        return self.centering.apply(vector[None, :], [language or detect(text)], "query")[0]
+        return self._center(vector[None, :], [text], [language] if language else None, "query")[0]
 
     def _encode_one_query(self, text: str) -> np.ndarray:
         """One query straight through the model's modules: ``encode`` re-walks every submodule
