@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -193,20 +194,32 @@ def serve(
     shards: Annotated[list[Path] | None, typer.Option(
         "--shards", help="Serve a sharded index on Ray Serve instead: a shards root or shard folders (repeatable).")] = None,
     replicas: Annotated[int | None, typer.Option(min=1, help="With --shards: Ray Serve replicas per shard.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=0, help="Server processes (default SCIMATCH_SERVE_WORKERS, 0: one per core).")] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) over an index folder."""
     import uvicorn
 
     from scimatch.api.main import create_app
 
-    settings = settings_for(home)
+    settings = settings_for(home, serve_workers=workers)
     if shards:
         from scimatch.distributed.commands import serve_shards
 
         serve_shards(shards, settings_for(home, shard_replicas=replicas), host, port)
         return
-    console.print(f"serving {settings.home} on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    processes = settings.serve_workers or len(os.sched_getaffinity(0))
+    console.print(f"serving {settings.home} on http://{host}:{port} with {processes} process(es) (docs at /docs)")
+    if processes == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    from scimatch.engine.engine import Engine
+
+    Engine(settings).close()  # create or bring the folder up to date once, before the workers open it together
+    # each worker process builds its own app from the environment: hand it this command's settings
+    os.environ["SCIMATCH_HOME"] = str(settings.home)
+    uvicorn.run("scimatch.api.main:app_from_environment", factory=True, workers=processes, host=host, port=port,
+                log_level="info")
 
 
 @app.command()

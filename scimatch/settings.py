@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         default=120, ge=0, description="Expensive requests (matching, POST /similar, related grants, uploads, writes) "
         "per minute per API key, or per client address without a key; 0 turns the limit off.")
     rate_limit_burst: int = Field(default=40, ge=1, description="Expensive requests a caller may make at once.")
+    serve_workers: int = Field(
+        default=0, ge=0, le=64, description="API server processes (0: one per core). Python runs one request's "
+        "ranking at a time per process; more processes use more cores, each holding its own copy of the model.")
 
     # scale-out (scimatch.distributed): Ray Data indexing into hash shards, sharded search on Ray Serve
     ray_address: str | None = Field(

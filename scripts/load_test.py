@@ -2,7 +2,8 @@
 
 1. Index the bundled sample (1,500 real CORDIS projects and 4 JOSE papers) into a home folder, as
    ``scimatch demo`` does (a re-run skips every unchanged record, so only the first run embeds).
-2. Start ``scimatch serve`` on that home in a separate process on 127.0.0.1 (rate limits set high
+2. Start ``scimatch serve`` on that home in a separate process on 127.0.0.1 (``--workers``: its worker
+   processes, by default one per core, as the server's own default; rate limits set high
    enough that this client is never throttled: the limiter runs on every request but never trips;
    one torch thread per encode, ``SCIMATCH_ENCODE_THREADS=1``: concurrent requests use the cores).
 3. From this process, send requests at a fixed arrival rate (open loop: a request is due every
@@ -98,9 +99,10 @@ def prepare_home(home: Path, projects: int | None = None) -> dict:
 
 
 def start_server(home: Path, port: int, log_path: Path, per_minute: int, burst: int,
-                 encode_threads: int = 1) -> subprocess.Popen:
+                 encode_threads: int = 1, workers: int = 0) -> subprocess.Popen:
     env = clean_env(SCIMATCH_ADMIN_KEY=ADMIN_KEY, SCIMATCH_RATE_LIMIT_PER_MINUTE=str(per_minute),
-                    SCIMATCH_RATE_LIMIT_BURST=str(burst), SCIMATCH_ENCODE_THREADS=str(encode_threads))
+                    SCIMATCH_RATE_LIMIT_BURST=str(burst), SCIMATCH_ENCODE_THREADS=str(encode_threads),
+                    SCIMATCH_SERVE_WORKERS=str(workers))
     log = log_path.open("w")
     proc = subprocess.Popen([*CLI, "serve", "--home", str(home), "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -270,15 +272,15 @@ def run(args: argparse.Namespace) -> dict:
     known.update({str(d["_id"]): d["title"].strip() for d in scifact_slice()})
     port = free_port()
     log_path = home.parent / "server.log"
-    server = start_server(home, port, log_path, args.rate_limit, args.rate_burst, args.encode_threads)
+    server = start_server(home, port, log_path, args.rate_limit, args.rate_burst, args.encode_threads, args.workers)
     base = f"http://127.0.0.1:{port}"
     try:
         import psutil
 
-        server_proc = psutil.Process(server.pid)
-        cpu_before = sum(server_proc.cpu_times()[:2])
+        server_procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+        cpu_before = sum(sum(p.cpu_times()[:2]) for p in server_procs)
     except Exception:  # psutil is a dependency, but the CPU figure is only a nicety
-        server_proc, cpu_before = None, 0.0
+        server_procs, cpu_before = None, 0.0
     recorder = Recorder(known)
     rng = random.Random(args.seed)
     total = int(args.duration * args.qps)
@@ -308,7 +310,7 @@ def run(args: argparse.Namespace) -> dict:
     stop.set()
     if writer is not None:
         writer.join(timeout=900)
-    cpu = (sum(server_proc.cpu_times()[:2]) - cpu_before) if server_proc is not None else None
+    cpu = (sum(sum(p.cpu_times()[:2]) for p in server_procs) - cpu_before) if server_procs is not None else None
     health = httpx.get(f"{base}/health", timeout=10).json()
     server.terminate()
     try:
@@ -336,14 +338,16 @@ def run(args: argparse.Namespace) -> dict:
         "error_examples": [e for errs in recorder.errors.values() for e in errs][:5],
         "server_cpu_s": round(cpu, 1) if cpu is not None else None, "churn": churn_report,
         "documents_after": health["documents"], "index": prepared, "cpus": len(os.sched_getaffinity(0)),
-        "encode_threads": args.encode_threads, "mix": MIX,
+        "encode_threads": args.encode_threads, "server_workers": args.workers or len(os.sched_getaffinity(0)),
+        "mix": MIX,
     }
 
 
 def print_report(result: dict) -> None:
     print(f"\nrequests {result['requests']}  errors {result['errors']}  achieved {result['achieved_qps']} req/s "
           f"(target {result['target_qps']}) over {result['duration_s']} s on {result['cpus']} CPUs; "
-          f"server CPU {result['server_cpu_s']} s, encode threads {result['encode_threads']}")
+          f"server CPU {result['server_cpu_s']} s in {result['server_workers']} worker process(es), "
+          f"encode threads {result['encode_threads']}")
     print(f"{'endpoint':14} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for label, e in result["endpoints"].items():
         print(f"{label:14} {e['requests']:>8} {e['errors']:>6} {e['p50_ms']:>8} {e['p95_ms']:>8} {e['p99_ms']:>8}")
@@ -373,6 +377,8 @@ def main() -> None:
     parser.add_argument("--rate-burst", type=int, default=100_000)
     parser.add_argument("--encode-threads", type=int, default=1,
                         help="server's torch threads per encode (SCIMATCH_ENCODE_THREADS; 0: one per core)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="server processes (SCIMATCH_SERVE_WORKERS; 0: one per core, the server's default)")
     parser.add_argument("--projects", type=int, default=None,
                         help="serve only the sample's first N projects with an objective (a short run; default: all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")

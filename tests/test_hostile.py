@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from scimatch.api.main import create_app
-from scimatch.api.ratelimit import TokenBuckets, is_expensive
+from scimatch.api.ratelimit import SharedTokenBuckets, TokenBuckets, is_expensive
 from scimatch.cli import app as cli_app
 from scimatch.engine.engine import Engine, with_language
 from scimatch.settings import Settings
@@ -305,3 +305,16 @@ def test_token_buckets_refill_at_the_configured_rate():
     assert buckets.take("a") == 0 and buckets.take("a") > 0
     assert is_expensive("POST", "/match/partners", "application/json") and is_expensive("POST", "/x", "multipart/form-data")
     assert not is_expensive("GET", "/search", "") and not is_expensive("GET", "/documents/x/similar", "")
+
+
+def test_worker_processes_spend_from_one_bucket_per_caller(tmp_path):
+    """``scimatch serve --workers N``: each worker has its own limiter object over one file; a caller
+    spreading requests across workers still gets ``burst`` at once and the configured refill, not N times it."""
+    now = [1000.0]
+    first, second = (SharedTokenBuckets(tmp_path / "ratelimit.sqlite", per_minute=30, burst=3, clock=lambda: now[0])
+                     for _ in range(2))
+    assert [first.take("a"), second.take("a"), first.take("a")] == [0, 0, 0]
+    assert second.take("a") == pytest.approx(2.0) and first.take("a") == pytest.approx(2.0)
+    assert second.take("b") == 0
+    now[0] += 2.0
+    assert second.take("a") == 0 and first.take("a") > 0

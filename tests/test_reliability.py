@@ -199,14 +199,16 @@ def test_slow_model_or_pdf_work_does_not_block_other_requests(index_copy, encode
 
 # ---- sustained load, short: a second process serves, this one drives requests and writes --------------------
 def test_load_short_has_no_errors_and_only_committed_hits(tmp_path):
-    """``scripts/load_test.py`` for a few seconds over 60 sample projects: a live ``scimatch serve`` process,
+    """``scripts/load_test.py`` for a few seconds over 60 sample projects: a live ``scimatch serve`` (two worker
+    processes, so every write one worker makes must show in the other's answers),
     an open-loop mix of search, similar and match requests, deletes and re-adds through the API and a second
     indexing process underneath. Every request answers, and no hit names a record that was never committed."""
     import argparse
 
     load_test = load_script("load_test")
     args = argparse.Namespace(duration=6.0, qps=8.0, concurrency=16, timeout=60.0, seed=3, home=str(tmp_path / "home"),
-                              churn=True, rate_limit=1_000_000, rate_burst=100_000, encode_threads=1, projects=60)
+                              churn=True, rate_limit=1_000_000, rate_burst=100_000, encode_threads=1, projects=60,
+                              workers=2)
     result = load_test.run(args)
     assert result["requests"] == int(args.duration * args.qps), result
     assert result["errors"] == 0, result["error_examples"]

@@ -49,3 +49,9 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app each worker process of ``scimatch serve --workers N`` builds (``uvicorn --factory``):
+    its settings come from the ``SCIMATCH_*`` variables the serve command exported."""
+    return create_app(Settings())

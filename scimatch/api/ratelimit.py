@@ -8,16 +8,19 @@ A plain ASGI middleware, so it answers before a body is parsed or a model is run
 - a query string over ``max_query_string_bytes`` is a 422 that says so;
 - an expensive request beyond the caller's token bucket (``rate_limit_burst`` at once, refilled at
   ``rate_limit_per_minute``) is a 429 with ``Retry-After`` in whole seconds. The caller is its API
-  key (by the key's name) when the key is a configured one, else its client address.
+  key (by the key's name) when the key is a configured one, else its client address. The buckets
+  live in ``ratelimit.sqlite`` in the index folder, shared by every worker process of the server.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from scimatch.settings import Settings
@@ -42,7 +45,10 @@ def is_expensive(method: str, path: str, content_type: str) -> bool:
 
 
 class TokenBuckets:
-    """One token bucket per caller: ``burst`` tokens, refilled at ``per_minute`` a minute."""
+    """One token bucket per caller: ``burst`` tokens, refilled at ``per_minute`` a minute.
+
+    In memory, for one process. ``SharedTokenBuckets`` keeps the same buckets in a file, for an API
+    served by several worker processes."""
 
     def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = per_minute / 60.0
@@ -55,21 +61,64 @@ class TokenBuckets:
         """0 when the request may go ahead (a token is spent), else the seconds until one is free."""
         now = self.clock()
         with self._lock:
-            tokens, at = self._buckets.get(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - at) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[caller] = (tokens - 1.0, now)
-                if len(self._buckets) > MAX_BUCKETS:
-                    self._forget_full(now)
-                return 0.0
+            tokens, wait = self._spend(self._buckets.get(caller), now)
             self._buckets[caller] = (tokens, now)
-            return (1.0 - tokens) / self.rate if self.rate > 0 else math.inf
+            if len(self._buckets) > MAX_BUCKETS:
+                self._forget_full(now)
+            return wait
+
+    def _spend(self, state: tuple[float, float] | None, now: float) -> tuple[float, float]:
+        """(tokens left, seconds to wait) after one request, from the bucket's last (tokens, at)."""
+        tokens, at = state if state is not None else (self.burst, now)
+        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
+        if tokens >= 1.0:
+            return tokens - 1.0, 0.0
+        return tokens, (1.0 - tokens) / self.rate if self.rate > 0 else math.inf
 
     def _forget_full(self, now: float) -> None:
         """Drop callers whose bucket has refilled: they are indistinguishable from new ones."""
         for caller, (tokens, at) in list(self._buckets.items()):
             if tokens + (now - at) * self.rate >= self.burst:
                 del self._buckets[caller]
+
+
+class SharedTokenBuckets(TokenBuckets):
+    """The same buckets in a SQLite file, so every worker process of one server spends from one bucket
+    per caller (each process counting alone would let a caller through once per worker).
+    Wall-clock time, as the file may outlive a reboot."""
+
+    def __init__(self, path: Path, per_minute: int, burst: int, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(per_minute, burst, clock)
+        self.path = path
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")  # losing the last second of buckets to a crash is harmless
+            conn.execute("CREATE TABLE IF NOT EXISTS buckets (caller TEXT PRIMARY KEY, tokens REAL, at REAL)")
+            self._local.conn = conn
+        return conn
+
+    def take(self, caller: str) -> float:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            now = self.clock()
+            row = conn.execute("SELECT tokens, at FROM buckets WHERE caller = ?", (caller,)).fetchone()
+            tokens, wait = self._spend(row, now)
+            conn.execute("INSERT INTO buckets VALUES (?, ?, ?) ON CONFLICT(caller) DO UPDATE SET tokens = ?, at = ?",
+                         (caller, tokens, now, tokens, now))
+            if row is None and conn.execute("SELECT COUNT(*) FROM buckets").fetchone()[0] > MAX_BUCKETS:
+                conn.execute("DELETE FROM buckets WHERE tokens + (? - at) * ? >= ?", (now, self.rate, self.burst))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return wait
 
 
 class Callers:
@@ -124,7 +173,8 @@ class RequestLimits:
         self.app = app
         self.max_body = settings.max_request_bytes
         self.max_query = settings.max_query_string_bytes
-        self.buckets = (TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        self.buckets = (SharedTokenBuckets(settings.home / "ratelimit.sqlite", settings.rate_limit_per_minute,
+                                           settings.rate_limit_burst)
                         if settings.rate_limit_per_minute > 0 else None)
         self.caller_of = Callers(settings)
 
