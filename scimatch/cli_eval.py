@@ -86,6 +86,9 @@ def eval_crosslingual(
         "--fit-centroids", help="First refit the multilingual model's language means on training items.")] = False,
     sweep_share: Annotated[bool, typer.Option(
         "--sweep-share", help="Only sweep the lexical bound share on training items (mixed index), then stop.")] = False,
+    fit_language_bias: Annotated[bool, typer.Option(
+        "--fit-language-bias", help="Only choose the multilingual model's same-language bias on training items "
+        "(mixed index) and ship it (scimatch/data/centroids/multilingual.json), then stop.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Cross-lingual recall@1/@10 and MRR per direction (kk, ru, en), and nDCG@10 on KazQAD and XQuAD-R."""
@@ -102,6 +105,11 @@ def eval_crosslingual(
         if sweep_share:
             swept = crosslingual.sweep_lexical_share(data, Settings(model="multilingual"), progress=progress)
             print(json.dumps(swept) if as_json else "\n".join(f"share {k}: {v}" for k, v in swept.items()))
+            return
+        if fit_language_bias:
+            swept, path = crosslingual.fit_language_bias(data, Settings(model="multilingual"), progress=progress)
+            print(json.dumps(swept) if as_json else "\n".join(f"bias {k}: {v}" for k, v in swept.items()))
+            progress(f"wrote {path}")
             return
         result = run_crosslingual(data, Settings(), models, queries, seed, progress)
     except ScimatchError as exc:

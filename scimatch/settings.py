@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         default=0.3, ge=0.0, le=1.0, description="Weighted fusion: share of a query's BM25 upper bound that counts "
         "as a full lexical match (0: plain min-max over the hits). Chosen on training queries only: SciFact train "
         "(eval fusion) and the parallel set's training items in one mixed-language index.")
+    same_language_bias: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Cosine subtracted from a document's vector score when it is in "
+        "the query's language, so translations compete fairly in a mixed-language index (None: the model's own "
+        "value, fitted on training items and shipped with its language means; 0 for models without them).")
     candidates: int = Field(default=100, ge=10, le=5000, description="Hits drawn from each side.")
 
     ann_threshold: int = Field(default=20_000, ge=0, description="Passages above which HNSW is used.")

@@ -62,8 +62,11 @@ class Engine:
             VectorConfig(self.spec.dim, self.settings.ann_threshold, self.settings.hnsw_m,
                          self.settings.hnsw_ef_search, self.settings.hnsw_ef_construction),
         )
+        bias = self.settings.same_language_bias
+        if bias is None:
+            bias = centering.same_language_bias if centering else 0.0
         self.searcher = HybridSearcher(self.catalog, self.lexical, self.vector, self._encode_query,
-                                       self.settings)
+                                       self.settings, bias)
         self._seen_generation = -1
         self._rw = ReadWriteLock()
         self.graph = OrgGraph(self.catalog)

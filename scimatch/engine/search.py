@@ -30,9 +30,10 @@ PASSAGES_PER_DOC = 2  # passages drawn per wanted document (1.2 per document on 
 class HybridSearcher:
     def __init__(
         self, catalog: Catalog, lexical: TantivyIndex, vector: FaissIndex,
-        encode_query: Callable[[str], np.ndarray], settings: Settings,
+        encode_query: Callable[[str], np.ndarray], settings: Settings, same_language_bias: float = 0.0,
     ) -> None:
         self.catalog = catalog
+        self.same_language_bias = same_language_bias  # models/centering.py: what centering leaves of the offset
         self.lexical = lexical
         self.vector = vector
         self.encode_query = encode_query
@@ -45,14 +46,30 @@ class HybridSearcher:
         self._pid_map = None
         self._languages = None
 
+    def _language_map(self) -> dict[int, str]:
+        if self._languages is None:
+            self._languages = {int(r[0]): r[1] for r in self.catalog.execute(
+                "SELECT rowid, language FROM documents WHERE language IS NOT NULL")}
+        return self._languages
+
     def _other_language(self, keys: Sequence[int], language: str | None) -> frozenset[int]:
         """Documents known to be written in another language than the query's."""
         if language is None:
             return frozenset()
-        if self._languages is None:
-            self._languages = {int(r[0]): r[1] for r in self.catalog.execute(
-                "SELECT rowid, language FROM documents WHERE language IS NOT NULL")}
-        return frozenset(k for k in keys if self._languages.get(k, language) != language)
+        known = self._language_map()
+        return frozenset(k for k in keys if known.get(k, language) != language)
+
+    def _debias(self, vector: list[tuple[int, float]], language: str | None) -> list[tuple[int, float]]:
+        """Take the model's remaining same-language bias off documents in the query's language, so a
+        translation is not ranked below a merely related text for being in another language."""
+        if not self.same_language_bias or language is None or not vector:
+            return vector
+        known = self._language_map()
+        same = {k for k, _ in vector if known.get(k) == language}
+        if not same or len(same) == len(vector):  # one language among the hits: a shift that changes nothing
+            return vector
+        shifted = [(k, s - self.same_language_bias if k in same else s) for k, s in vector]
+        return sorted(shifted, key=lambda kv: -kv[1])
 
     def _locate(self, pids: list[int]) -> dict[int, tuple[int, int]]:
         """Passage ids to (document, passage number) from an in-memory map: a vector search touches a
@@ -137,6 +154,7 @@ class HybridSearcher:
             for doc, score, seq in self.vector_docs(query_vectors, limit, filters):
                 vector.append((doc, score))
                 best_passage[doc] = seq
+            vector = self._debias(vector, language)
         lists: dict[str, list[Fused]] = {}
         if "bm25" in modes:
             lists["bm25"] = single(lexical, "lexical")
