@@ -209,9 +209,12 @@ def serve(
         serve_shards(shards, settings_for(home, shard_replicas=replicas), host, port)
         return
     processes = settings.serve_workers or len(os.sched_getaffinity(0))
+    # idle keep-alive connections stay open longer than a load balancer's usual 60 s, so the client or the
+    # proxy closes them first: a server closing one as a request arrives on it is a connection reset
+    keep_alive = 75
     console.print(f"serving {settings.home} on http://{host}:{port} with {processes} process(es) (docs at /docs)")
     if processes == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=keep_alive)
         return
     from scimatch.engine.engine import Engine
 
@@ -219,7 +222,7 @@ def serve(
     # each worker process builds its own app from the environment: hand it this command's settings
     os.environ["SCIMATCH_HOME"] = str(settings.home)
     uvicorn.run("scimatch.api.main:app_from_environment", factory=True, workers=processes, host=host, port=port,
-                log_level="info")
+                log_level="info", timeout_keep_alive=keep_alive)
 
 
 @app.command()
