@@ -134,7 +134,7 @@ def eval_crosslingual(
         ndcg = Table(title=f"nDCG@10, model {name}")
         for column in ("set", "bm25", "vector", "hybrid"):
             ndcg.add_column(column)
-        for key in ("kazqad", "xquad_ru_ru", "xquad_ru_en"):
+        for key in ("kazqad", "xquad_ru_ru", "xquad_ru_en", "xquad_ru_en_no_ru_version"):
             ndcg.add_row(key, *(f"{figures[key][m]:.4f}" for m in ("bm25", "vector", "hybrid")))
         Console().print(ndcg)
         console.print(f"KazQAD BM25 by analyzer (rank-bm25): {figures['kazqad_bm25_analyzers']}")

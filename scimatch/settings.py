@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         default=None, ge=0.0, le=1.0, description="Cosine subtracted from a document's vector score when it is in "
         "the query's language, so translations compete fairly in a mixed-language index (None: the model's own "
         "value, fitted on training items and shipped with its language means; 0 for models without them).")
+    translation_pivots: int = Field(
+        default=5, ge=0, le=50, description="With a language filter that leaves out the query's language (and a "
+        "multilingual model): how many of the best query-language records lend their scores to their translations "
+        "inside the filter (engine/translations.py); 0 turns it off.")
     candidates: int = Field(default=100, ge=10, le=5000, description="Hits drawn from each side.")
 
     ann_threshold: int = Field(default=20_000, ge=0, description="Passages above which HNSW is used.")

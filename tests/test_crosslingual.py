@@ -96,11 +96,17 @@ def multilingual_engine(tmp_path_factory, converted, cache_root, parallel_rows):
 
 @pytest.mark.parametrize("source,target", [("kk", "en"), ("kk", "ru"), ("ru", "en"), ("en", "kk")])
 def test_query_in_one_language_finds_the_aligned_record_in_another(multilingual_engine, parallel_rows, source, target):
+    """The query's own sentence and its third-language translation are left out, so the answer is found
+    across languages and not through a translation pivot (engine/translations.py)."""
     found = 0
     rows = parallel_rows[1004:1044]
+    rowid = multilingual_engine.catalog.rowid_of
+    third = next(lang for lang in LANGS if lang not in (source, target))
     for row in rows:
+        same_item = (rowid(f"{source}:{row['id']}"), rowid(f"{third}:{row['id']}"))
         for mode in ("vector", "hybrid"):
-            hits = multilingual_engine.search(row[source], mode=mode, filters=Filters(languages=(target,)), page_size=1).hits
+            filters = Filters(languages=(target,), exclude_rowids=same_item)
+            hits = multilingual_engine.search(row[source], mode=mode, filters=filters, page_size=1).hits
             found += hits[0].id == f"{target}:{row['id']}"
     assert found >= 0.9 * 2 * len(rows)
 
@@ -167,3 +173,90 @@ def test_same_language_bias_lets_translations_compete_and_leaves_one_language_po
         searcher.same_language_bias = shipped
     assert with_bias >= without
     assert mono_with == mono_without
+
+
+XQUAD = DATA / "xquad_r_ru_en"
+XQUAD_PARAGRAPHS = 240  # all 240 parallel paragraph pairs (48 articles), Russian and English
+
+
+def xquad_keys() -> list[str]:
+    """The indexed paragraphs' keys ("AA-PP": article, paragraph), the same for both languages."""
+    with (XQUAD / "corpus.jsonl").open(encoding="utf-8") as handle:
+        return sorted({json.loads(line)["_id"][3:] for line in handle})[:XQUAD_PARAGRAPHS]
+
+
+@pytest.fixture(scope="module")
+def xquad_engine(tmp_path_factory, converted, cache_root):
+    """Russian and English versions of the same paragraphs in one index, and the Russian questions on them."""
+    from scimatch.models import multilingual
+
+    corpus = [json.loads(line) for line in (XQUAD / "corpus.jsonl").open(encoding="utf-8")]
+    keys = set(xquad_keys())
+    kept = [d for d in corpus if d["_id"][3:] in keys]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(multilingual.CACHE_ENV, str(cache_root))
+        home = tmp_path_factory.mktemp("xquad") / "home"
+        with Engine(Settings(home=home, model="multilingual"), encoder=Encoder(get_spec("multilingual"))) as engine:
+            engine.upsert([Publication(id=d["_id"], text=d["text"], language=d["metadata"]["lang"]) for d in kept])
+            yield engine
+
+
+def xquad_questions(n: int) -> list[tuple[str, str]]:
+    """(Russian question, the paragraph key it is about) for the indexed paragraphs, n of them."""
+    queries = {json.loads(line)["_id"]: json.loads(line)["text"] for line in (XQUAD / "queries.jsonl").open(encoding="utf-8")}
+    wanted = set(xquad_keys())
+    pairs = []
+    for line in (XQUAD / "qrels" / "ru2en.tsv").read_text().splitlines()[1:]:
+        qid, doc, _ = line.split("\t")
+        if doc[3:] in wanted and qid in queries:
+            pairs.append((queries[qid], doc[3:]))
+    return pairs[:n]
+
+
+def test_a_record_in_the_query_language_leads_to_its_translation_under_a_language_filter(xquad_engine):
+    """Russian questions, English records only: the Russian version of a paragraph pivots the search to the
+    English one, so more questions find their English paragraph first than by cross-lingual similarity
+    alone; with each question's Russian paragraph removed (the record exists in English only), the other
+    records' translations do not push the answer down."""
+    questions = xquad_questions(200)
+    assert len(questions) >= 100
+    searcher, shipped = xquad_engine.searcher, xquad_engine.searcher.settings
+    rowid = xquad_engine.catalog.rowid_of
+
+    def firsts(pivots: int, hide_russian: bool) -> int:
+        searcher.settings = shipped.model_copy(update={"translation_pivots": pivots})
+        found = 0
+        for question, key in questions:
+            hidden = (rowid(f"ru-{key}"),) if hide_russian else ()
+            hits = xquad_engine.search(question, filters=Filters(languages=("en",), exclude_rowids=hidden)).hits
+            assert {h.language for h in hits} == {"en"}
+            found += hits[0].id == f"en-{key}"
+        return found
+
+    try:
+        direct, pivoted = firsts(0, False), firsts(5, False)
+        direct_hidden, pivoted_hidden = firsts(0, True), firsts(5, True)
+    finally:
+        searcher.settings = shipped
+    assert pivoted >= direct + 0.015 * len(questions), (direct, pivoted)
+    assert pivoted_hidden >= direct_hidden - 0.005 * len(questions), (direct_hidden, pivoted_hidden)
+
+
+def test_translation_links_pass_the_margin_only_for_real_translations(xquad_engine):
+    """Each Russian paragraph links to its own English version; with that version out of reach it links to
+    no other paragraph in nine cases of ten or more."""
+    from scimatch.engine.translations import Pivot, link_translations
+
+    searcher, catalog = xquad_engine.searcher, xquad_engine.catalog
+    english = searcher.allowed_pids(Filters(languages=("en",)))
+    russian = searcher.allowed_pids(Filters(languages=("ru",)))
+    keys = xquad_keys()
+    right, wrong = 0, 0
+    for key in keys:
+        ru_doc, en_doc = catalog.rowid_of(f"ru-{key}"), catalog.rowid_of(f"en-{key}")
+        pivot = Pivot(ru_doc, catalog.doc_vectors(ru_doc)[0])
+        links = link_translations([pivot], searcher.vector, english, russian, searcher._passage)
+        right += [link.translation for link in links] == [en_doc]
+        others = searcher.allowed_pids(Filters(languages=("en",), exclude_rowids=(en_doc,)))
+        wrong += len(link_translations([pivot], searcher.vector, others, russian, searcher._passage))
+    assert right >= 0.95 * len(keys) and wrong <= 0.1 * len(keys), (right, wrong)

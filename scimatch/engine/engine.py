@@ -66,7 +66,7 @@ class Engine:
         if bias is None:
             bias = centering.same_language_bias if centering else 0.0
         self.searcher = HybridSearcher(self.catalog, self.lexical, self.vector, self._encode_query,
-                                       self.settings, bias)
+                                       self.settings, bias, crosslingual=centering is not None)
         self._seen_generation = -1
         self._rw = ReadWriteLock()
         self.graph = OrgGraph(self.catalog)

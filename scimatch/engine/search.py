@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from scimatch.engine.fusion import Fused, fuse, single
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.results import MODES, Hit, ScoreBreakdown, SearchResult
 from scimatch.engine.snippets import snippet
+from scimatch.engine.translations import Pivot, link_translations, through_translations
 from scimatch.engine.vector import FaissIndex
 from scimatch.errors import UnknownChoiceError
 from scimatch.language import detect_query
@@ -31,9 +33,11 @@ class HybridSearcher:
     def __init__(
         self, catalog: Catalog, lexical: TantivyIndex, vector: FaissIndex,
         encode_query: Callable[[str], np.ndarray], settings: Settings, same_language_bias: float = 0.0,
+        crosslingual: bool = False,
     ) -> None:
         self.catalog = catalog
         self.same_language_bias = same_language_bias  # models/centering.py: what centering leaves of the offset
+        self.crosslingual = crosslingual  # the model places translations together (translation pivots need it)
         self.lexical = lexical
         self.vector = vector
         self.encode_query = encode_query
@@ -139,6 +143,10 @@ class HybridSearcher:
         best_passage: dict[int, int] = {}
         if language is None and lexical_query is None:
             language = detect_query(query)
+        if {"vector", "hybrid"} & set(modes) and self._pivots_apply(filters, language):
+            if query_vectors is None:
+                query_vectors = self.encode_query(query)[None, :]
+            return self._ranked_through_pivots(query, modes, filters, limit, query_vectors, lexical_query, language)
         if {"bm25", "hybrid"} & set(modes):
             if lexical_query:
                 lexical = self.lexical.search(lexical_query, limit, filters, analyzed=True)
@@ -165,6 +173,45 @@ class HybridSearcher:
             lists["hybrid"] = fuse(lexical, vector, self.settings.fusion, self.settings.vector_weight,
                                    self.settings.rrf_k, cross, floor)
         return lists, best_passage
+
+    # ---- translation pivots (engine/translations.py) ----------------------------------------
+    def _pivots_apply(self, filters: Filters, language: str | None) -> bool:
+        return (self.crosslingual and self.settings.translation_pivots > 0 and language is not None
+                and bool(filters.languages) and language not in filters.languages)
+
+    def _ranked_through_pivots(
+        self, query: str, modes: Sequence[str], filters: Filters, limit: int, query_vectors: np.ndarray,
+        lexical_query: str | None, language: str,
+    ) -> tuple[dict[str, list[Fused]], dict[int, int]]:
+        """Rank over the filter's languages and the query's, then let the best query-language records
+        hand their place to their translations inside the filter."""
+        union = replace(filters, languages=(*filters.languages, language))
+        lists, best_passage = self.ranked_modes(query, modes, union, limit, query_vectors, lexical_query, language)
+        known = self._language_map()
+        leading = lists["hybrid" if "hybrid" in lists else "vector"]
+        own = [f.key for f in leading if known.get(f.key) == language][:self.settings.translation_pivots]
+        pivots = []
+        for doc in own:
+            passages = self.catalog.doc_vectors(doc)
+            if len(passages):
+                pivots.append(Pivot(doc, passages[int(np.argmax((passages @ query_vectors.T).max(axis=1)))]))
+        target, source = self.allowed_pids(filters), self.allowed_pids(replace(filters, languages=(language,)))
+        links = (link_translations(pivots, self.vector, target, source, self._passage)
+                 if pivots and target is not None and source is not None else [])
+        for link in links:
+            best_passage[link.translation] = link.seq
+        lists = {mode: through_translations(fused, links, language, known.get)[:limit] for mode, fused in lists.items()}
+        if "bm25" in modes:  # the lexical mode stays what it says: BM25 inside the filter, nothing inherited
+            lists["bm25"] = self.ranked_modes(query, ("bm25",), filters, limit, None, lexical_query, language)[0]["bm25"]
+        return lists, best_passage
+
+    def _passage(self, pid: int) -> tuple[int, int, np.ndarray] | None:
+        located = self._locate([pid]).get(pid)
+        if located is None:
+            return None
+        doc, seq = located
+        passages = self.catalog.doc_vectors(doc)
+        return (doc, seq, passages[seq]) if seq < len(passages) else None
 
     # ---- the full search ---------------------------------------------------------------------
     def search(

@@ -2,12 +2,16 @@
 
 * ``parallel/kk_ru_en_sentences.jsonl`` (3,001 items aligned in kk, ru, en): each item's sentence in
   one language is the query; the aligned sentence in the target language is the one right answer.
-  *Pool*: the 3,001 target-language items (a language filter over one index of all 9,003).
+  *Pool*: the 3,001 target-language items (a language filter over one index of all 9,003), minus the
+  query's own sentence and its third-language translation, which would otherwise lead straight to the
+  answer as translation pivots (``engine/translations.py``).
   *Mixed*: all 9,003 items, minus the query's own sentence and its third-language translation (both
   are the same item, so neither is a wrong answer); the target must beat every other item of any language.
   recall@1, recall@10 and MRR (over the top 100) for vector and hybrid.
 * ``xquad_r_ru_en``: Russian questions against Russian paragraphs (ru→ru) and against English
-  paragraphs with the language filter ``en`` (ru→en); nDCG@10 for bm25, vector, hybrid.
+  paragraphs with the language filter ``en`` (ru→en), and ru→en again with each question's Russian
+  paragraph removed (the record exists in English only, so translation pivots cannot help); nDCG@10 for
+  bm25, vector, hybrid.
 * ``kazqad``: Kazakh questions against Kazakh passages; nDCG@10 for bm25, vector, hybrid, and the
   Kazakh analyzer against plain lower-casing (same BM25 implementation, rank-bm25, for both).
 """
@@ -18,6 +22,7 @@ import json
 import random
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +82,9 @@ def parallel(data: Path, settings: Settings, n_queries: int | None, seed: int, p
                 ranks: dict[str, list[int | None]] = {}
                 for r, qv in zip(chosen, vectors, strict=True):
                     target = rowid[f"{tgt}:{r['id']}"]
-                    pools = {"pool": Filters(languages=(tgt,)),
-                             "mixed": Filters(exclude_rowids=(rowid[f"{src}:{r['id']}"], rowid[f"{third}:{r['id']}"]))}
+                    same_item = (rowid[f"{src}:{r['id']}"], rowid[f"{third}:{r['id']}"])
+                    pools = {"pool": Filters(languages=(tgt,), exclude_rowids=same_item),
+                             "mixed": Filters(exclude_rowids=same_item)}
                     for pool, filters in pools.items():
                         lists, _ = engine.searcher.ranked_modes(r[src], ("vector", "hybrid"), filters, DEPTH,
                                                                 query_vectors=qv[None, :], language=src)
@@ -93,11 +99,15 @@ def parallel(data: Path, settings: Settings, n_queries: int | None, seed: int, p
 
 
 def _beir_modes(engine: Engine, queries: dict[str, str], qrels: dict[str, dict[str, int]], filters: Filters,
-                language: str) -> dict[str, float]:
+                language: str, hidden: dict[str, dict[str, int]] | None = None) -> dict[str, float]:
+    """nDCG@10 per mode; ``hidden`` (qrels of another set) names documents each query must not see."""
     ids = [q for q in qrels if q in queries]
     vectors = engine.encoder.encode_queries([queries[q] for q in ids], [language] * len(ids))
     totals = {"bm25": 0.0, "vector": 0.0, "hybrid": 0.0}
     for qid, qv in zip(ids, vectors, strict=True):
+        if hidden:
+            gone = tuple(engine.catalog.rowid_of(d) for d in hidden.get(qid, {}))
+            filters = replace(filters, exclude_rowids=tuple(r for r in gone if r is not None))
         lists, _ = engine.searcher.ranked_modes(queries[qid], tuple(totals), filters, DEPTH, query_vectors=qv[None, :],
                                                 language=language)
         for mode, fused in lists.items():
@@ -118,6 +128,10 @@ def xquad(data: Path, settings: Settings, progress: Progress) -> dict:
         return {
             "xquad_ru_ru": _beir_modes(engine, queries, qrels["ru2ru"], Filters(languages=("ru",)), "ru"),
             "xquad_ru_en": _beir_modes(engine, queries, qrels["ru2en"], Filters(languages=("en",)), "ru"),
+            # The same, with each question's Russian paragraph removed: the record exists only in English,
+            # so no translation pivot (engine/translations.py) can lead to it.
+            "xquad_ru_en_no_ru_version": _beir_modes(engine, queries, qrels["ru2en"], Filters(languages=("en",)), "ru",
+                                                     hidden=qrels["ru2ru"]),
         }
     finally:
         engine.close()
