@@ -260,3 +260,29 @@ def test_translation_links_pass_the_margin_only_for_real_translations(xquad_engi
         others = searcher.allowed_pids(Filters(languages=("en",), exclude_rowids=(en_doc,)))
         wrong += len(link_translations([pivot], searcher.vector, others, russian, searcher._passage))
     assert right >= 0.95 * len(keys) and wrong <= 0.1 * len(keys), (right, wrong)
+
+
+def test_a_pivoted_search_says_which_record_led_to_each_translation_and_keeps_its_length(xquad_engine):
+    """A translation reached through a pivot names its Russian version and shows its own scores (no BM25
+    part, its own cosine); the list is as long as without pivots (the plain ranking fills the tail),
+    and the bm25 mode stays plain BM25."""
+    searcher, shipped = xquad_engine.searcher, xquad_engine.searcher.settings
+    english = Filters(languages=("en",))
+    translated = 0
+    for question, _ in xquad_questions(30):
+        pivoted = xquad_engine.search(question, filters=english)
+        for hit in pivoted.hits:
+            if hit.translation_of is not None:
+                translated += 1
+                assert hit.translation_of == f"ru-{hit.id[3:]}" and hit.breakdown.bm25_score is None
+                assert 0 < hit.breakdown.vector_score < 1
+        searcher.settings = shipped.model_copy(update={"translation_pivots": 0})
+        try:
+            plain = xquad_engine.search(question, filters=english)
+            plain_bm25 = xquad_engine.search(question, mode="bm25", filters=english)
+        finally:
+            searcher.settings = shipped
+        assert pivoted.total >= plain.total, (pivoted.total, plain.total)
+        assert [h.id for h in xquad_engine.search(question, mode="bm25", filters=english).hits] == \
+            [h.id for h in plain_bm25.hits]
+    assert translated >= 5  # 9 of these 30 questions reach a translation through its Russian version

@@ -25,6 +25,9 @@ class HitOut(BaseModel):
     breakdown: BreakdownOut
     matched_terms: list[str]
     best_passage: int | None
+    translation_of: str | None = Field(
+        default=None, description="With a language filter that leaves out the query's language: the record in the "
+        "query's language through which this translation of it was found (its own BM25 part is then empty).")
 
 
 class SearchOut(BaseModel):

@@ -29,6 +29,7 @@ class Fused(NamedTuple):
     lexical_score: float | None
     vector_rank: int | None
     vector_score: float | None
+    via: int | None = None  # the query-language record this translation was reached through (engine/translations.py)
 
 
 def _minmax(scores: Sequence[float], floor: float = 0.0) -> list[float]:

@@ -31,6 +31,7 @@ class Hit:
     breakdown: ScoreBreakdown
     matched_terms: list[str] = field(default_factory=list)
     best_passage: int | None = None
+    translation_of: str | None = None  # found through this record, its version in the query's language
 
 
 @dataclass(frozen=True)

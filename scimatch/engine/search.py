@@ -134,16 +134,17 @@ class HybridSearcher:
     def ranked_modes(
         self, query: str, modes: Sequence[str], filters: Filters, limit: int,
         query_vectors: np.ndarray | None = None, lexical_query: str | None = None,
-        language: str | None = None,
+        language: str | None = None, pivots: bool = True,
     ) -> tuple[dict[str, list[Fused]], dict[int, int]]:
-        """Several modes from one pass over each side (evaluations score all modes per query)."""
+        """Several modes from one pass over each side (evaluations score all modes per query).
+        ``pivots``: allow translation pivots (engine/translations.py) where the filter calls for them."""
         lexical: list[tuple[int, float]] = []
         vector: list[tuple[int, float]] = []
         floor = 0.0
         best_passage: dict[int, int] = {}
         if language is None and lexical_query is None:
             language = detect_query(query)
-        if {"vector", "hybrid"} & set(modes) and self._pivots_apply(filters, language):
+        if pivots and {"vector", "hybrid"} & set(modes) and self._pivots_apply(filters, language):
             if query_vectors is None:
                 query_vectors = self.encode_query(query)[None, :]
             return self._ranked_through_pivots(query, modes, filters, limit, query_vectors, lexical_query, language)
@@ -183,27 +184,46 @@ class HybridSearcher:
         self, query: str, modes: Sequence[str], filters: Filters, limit: int, query_vectors: np.ndarray,
         lexical_query: str | None, language: str,
     ) -> tuple[dict[str, list[Fused]], dict[int, int]]:
-        """Rank over the filter's languages and the query's, then let the best query-language records
-        hand their place to their translations inside the filter."""
+        """Rank over the filter's languages and the query's, then let the best query-language records of
+        each mode's list hand their place to their translations inside the filter. The plain filtered
+        ranking fills the tail, so the dropped query-language records do not shorten the list; the bm25
+        mode is the plain one (nothing is inherited by a lexical list)."""
         union = replace(filters, languages=(*filters.languages, language))
-        lists, best_passage = self.ranked_modes(query, modes, union, limit, query_vectors, lexical_query, language)
+        lists, best_passage = self.ranked_modes(query, modes, union, limit, query_vectors, lexical_query, language,
+                                                pivots=False)
+        plain, plain_passage = self.ranked_modes(query, modes, filters, limit, query_vectors, lexical_query, language,
+                                                 pivots=False)
+        best_passage = {**plain_passage, **best_passage}
         known = self._language_map()
-        leading = lists["hybrid" if "hybrid" in lists else "vector"]
-        own = [f.key for f in leading if known.get(f.key) == language][:self.settings.translation_pivots]
-        pivots = []
-        for doc in own:
-            passages = self.catalog.doc_vectors(doc)
-            if len(passages):
-                pivots.append(Pivot(doc, passages[int(np.argmax((passages @ query_vectors.T).max(axis=1)))]))
-        target, source = self.allowed_pids(filters), self.allowed_pids(replace(filters, languages=(language,)))
-        links = (link_translations(pivots, self.vector, target, source, self._passage)
-                 if pivots and target is not None and source is not None else [])
-        for link in links:
-            best_passage[link.translation] = link.seq
-        lists = {mode: through_translations(fused, links, language, known.get)[:limit] for mode, fused in lists.items()}
-        if "bm25" in modes:  # the lexical mode stays what it says: BM25 inside the filter, nothing inherited
-            lists["bm25"] = self.ranked_modes(query, ("bm25",), filters, limit, None, lexical_query, language)[0]["bm25"]
+        target: np.ndarray | None = None
+        source: np.ndarray | None = None
+        for mode in ("vector", "hybrid"):
+            if mode not in lists:
+                continue
+            own = [f.key for f in lists[mode] if known.get(f.key) == language][:self.settings.translation_pivots]
+            pivots = [pivot for doc in own if (pivot := self._pivot(doc, query_vectors)) is not None]
+            if pivots and target is None:
+                target, source = self.allowed_pids(filters), self.allowed_pids(replace(filters, languages=(language,)))
+            links = link_translations(pivots, self.vector, target, source, self._passage) if pivots else []
+            for link in links:
+                best_passage[link.translation] = link.seq
+            cosines = {link.translation: self._cosine(link.translation, query_vectors) for link in links}
+            pivoted = through_translations(lists[mode], links, language, known.get, cosines)
+            placed = {f.key for f in pivoted}
+            lists[mode] = pivoted + [f for f in plain[mode] if f.key not in placed]
+        if "bm25" in modes:
+            lists["bm25"] = plain["bm25"]
         return lists, best_passage
+
+    def _pivot(self, doc: int, query_vectors: np.ndarray) -> Pivot | None:
+        passages = self.catalog.doc_vectors(doc)
+        if not len(passages):
+            return None
+        return Pivot(doc, passages[int(np.argmax((passages @ query_vectors.T).max(axis=1)))])
+
+    def _cosine(self, doc: int, query_vectors: np.ndarray) -> float | None:
+        passages = self.catalog.doc_vectors(doc)
+        return float((passages @ query_vectors.T).max()) if len(passages) else None
 
     def _passage(self, pid: int) -> tuple[int, int, np.ndarray] | None:
         located = self._locate([pid]).get(pid)
@@ -231,7 +251,7 @@ class HybridSearcher:
 
     def hydrate(self, window: Sequence[Fused], query: str, best_passage: dict[int, int]) -> list[Hit]:
         """Turn fused keys into hits with snippet, organizations and the score breakdown."""
-        docs = self.catalog.get_many([f.key for f in window])
+        docs = self.catalog.get_many([f.key for f in window] + [f.via for f in window if f.via is not None])
         hits: list[Hit] = []
         for f in window:
             stored = docs.get(f.key)
@@ -246,6 +266,7 @@ class HybridSearcher:
                 breakdown=ScoreBreakdown(f.lexical_rank, f.lexical_score, f.vector_rank,
                                          f.vector_score, round(f.score, 6)),
                 matched_terms=matched, best_passage=best_passage.get(f.key),
+                translation_of=docs[f.via].record.id if f.via is not None and f.via in docs else None,
             ))
         return hits
 

@@ -48,8 +48,8 @@ class Link:
 
 def _neighbourhood(vector: FaissIndex, passage: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scores, pids = vector.search(passage[None, :], NEIGHBOURS, allowed)
-    keep = pids[0] >= 0
-    return scores[0][keep], pids[0][keep]
+    keep = pids[0] >= 0  # the store over-fetches when it carries tombstones: keep the nearest NEIGHBOURS
+    return scores[0][keep][:NEIGHBOURS], pids[0][keep][:NEIGHBOURS]
 
 
 def link_translations(
@@ -70,6 +70,8 @@ def link_translations(
         back = locate(int(back_pids[0])) if len(back_pids) else None
         if back is None or back[0] != pivot.doc:
             continue
+        if len(forward) < NEIGHBOURS or len(backward) < NEIGHBOURS:  # too few records for a neighbourhood
+            continue
         margin = float(forward[0]) / max((float(forward.mean()) + float(backward.mean())) / 2, 1e-6)
         if margin >= MIN_MARGIN:
             links.append(Link(pivot.doc, doc, seq, margin))
@@ -77,9 +79,11 @@ def link_translations(
 
 
 def through_translations(fused: list[Fused], links: list[Link], query_language: str,
-                         language_of: Callable[[int], str | None]) -> list[Fused]:
+                         language_of: Callable[[int], str | None], cosines: dict[int, float | None]) -> list[Fused]:
     """A ranking over the filter's and the query's languages, with each linked query-language record
-    replaced by its translation at its own place and every other query-language record dropped."""
+    replaced by its translation at its own place and every other query-language record dropped. A
+    translation's breakdown is its own: no BM25 part (it shares no words with the query) and its own
+    cosine (``cosines``), not its pivot's."""
     translation = {link.pivot: link.translation for link in links}
     out: list[Fused] = []
     seen: set[int] = set()
@@ -89,7 +93,9 @@ def through_translations(fused: list[Fused], links: list[Link], query_language: 
             if key not in translation:
                 continue
             key = translation[key]
+            hit = hit._replace(key=key, lexical_rank=None, lexical_score=None, vector_rank=None,
+                               vector_score=cosines.get(key), via=hit.key)
         if key not in seen:
             seen.add(key)
-            out.append(hit._replace(key=key))
+            out.append(hit)
     return out

@@ -105,11 +105,12 @@ def _beir_modes(engine: Engine, queries: dict[str, str], qrels: dict[str, dict[s
     vectors = engine.encoder.encode_queries([queries[q] for q in ids], [language] * len(ids))
     totals = {"bm25": 0.0, "vector": 0.0, "hybrid": 0.0}
     for qid, qv in zip(ids, vectors, strict=True):
+        query_filters = filters
         if hidden:
             gone = tuple(engine.catalog.rowid_of(d) for d in hidden.get(qid, {}))
-            filters = replace(filters, exclude_rowids=tuple(r for r in gone if r is not None))
-        lists, _ = engine.searcher.ranked_modes(queries[qid], tuple(totals), filters, DEPTH, query_vectors=qv[None, :],
-                                                language=language)
+            query_filters = replace(filters, exclude_rowids=(*filters.exclude_rowids, *(r for r in gone if r is not None)))
+        lists, _ = engine.searcher.ranked_modes(queries[qid], tuple(totals), query_filters, DEPTH,
+                                                query_vectors=qv[None, :], language=language)
         for mode, fused in lists.items():
             docs = engine.catalog.get_many([f.key for f in fused[:10]])
             ranked = [docs[f.key].record.id for f in fused[:10] if f.key in docs]

@@ -609,7 +609,9 @@
         ? el("p", {}, "Matched words: ", hit.matched_terms.map((term, i) => [i ? ", " : "", el("mark", {}, term)]))
         : el("p", { class: "muted" }, "No query word appears in the snippet: found by meaning."),
       hit.best_passage !== null && hit.best_passage !== undefined
-        ? el("p", { class: "muted" }, `Best-matching passage: #${hit.best_passage + 1} of the text.`) : null);
+        ? el("p", { class: "muted" }, `Best-matching passage: #${hit.best_passage + 1} of the text.`) : null,
+      hit.translation_of
+        ? el("p", {}, `Found through its version in your language, ${hit.translation_of}, which this record translates.`) : null);
   }
 
   function renderHits(data) {
