@@ -269,7 +269,7 @@ def test_a_pivoted_search_says_which_record_led_to_each_translation_and_keeps_it
     searcher, shipped = xquad_engine.searcher, xquad_engine.searcher.settings
     english = Filters(languages=("en",))
     translated = 0
-    for question, _ in xquad_questions(30):
+    for question, _ in xquad_questions(60):
         pivoted = xquad_engine.search(question, filters=english)
         for hit in pivoted.hits:
             if hit.translation_of is not None:
@@ -285,4 +285,4 @@ def test_a_pivoted_search_says_which_record_led_to_each_translation_and_keeps_it
         assert pivoted.total >= plain.total, (pivoted.total, plain.total)
         assert [h.id for h in xquad_engine.search(question, mode="bm25", filters=english).hits] == \
             [h.id for h in plain_bm25.hits]
-    assert translated >= 5  # 9 of these 30 questions reach a translation through its Russian version
+    assert translated >= 6, translated  # 10 of these 60 questions reach a translation through its Russian version
