@@ -20,7 +20,7 @@ from scimatch.engine.fusion import Fused, fuse, single
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.results import MODES, Hit, ScoreBreakdown, SearchResult
 from scimatch.engine.snippets import snippet
-from scimatch.engine.translations import Pivot, link_translations, through_translations
+from scimatch.engine.translations import Pivot, leading_records, link_translations, through_translations
 from scimatch.engine.vector import FaissIndex
 from scimatch.errors import UnknownChoiceError
 from scimatch.language import detect_query
@@ -200,7 +200,7 @@ class HybridSearcher:
         for mode in ("vector", "hybrid"):
             if mode not in lists:
                 continue
-            own = [f.key for f in lists[mode] if known.get(f.key) == language][:self.settings.translation_pivots]
+            own = leading_records(lists[mode], language, known.get, self.settings.translation_pivots)
             pivots = [pivot for doc in own if (pivot := self._pivot(doc, query_vectors)) is not None]
             if pivots and target is None:
                 target, source = self.allowed_pids(filters), self.allowed_pids(replace(filters, languages=(language,)))

@@ -28,13 +28,13 @@ from scimatch.engine.fusion import Fused
 from scimatch.engine.vector import FaissIndex
 
 NEIGHBOURS = 4  # each side's neighbourhood in the margin criterion
-MIN_MARGIN = 1.1
+MIN_MARGIN = 1.1  # translations score >= 1.1 on XQuAD-R and the parallel set; 1-3 % of other pairs do
 # A pivot hands its place on only when it leads every record inside the filter by this much fused score.
 # Chosen on training questions (XQuAD-R) and training items (parallel pool kk→en): without it a related
 # query-language record outranking the right answer brings its own translation in above it (pool recall@1
 # 0.981 -> 0.975); at 0.05 that cost halves (0.978) while questions whose Russian version exists keep most of
 # the gain (nDCG@10 0.911 -> 0.936, against 0.939 ungated); at 0.10 the gain falls to 0.929.
-PIVOT_LEAD = 0.05  # translations score >= 1.1 on XQuAD-R and the parallel set; 1-3 % of other pairs do
+PIVOT_LEAD = 0.05
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,6 @@ class Link:
     pivot: int  # the query-language record
     translation: int  # its version in one of the filter's languages
     seq: int  # the translation's passage that matched
-    margin: float
 
 
 def _neighbourhood(vector: FaissIndex, passage: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,32 +68,36 @@ def link_translations(
     links: list[Link] = []
     for pivot in pivots:
         forward, pids = _neighbourhood(vector, pivot.passage, target_pids)
-        found = locate(int(pids[0])) if len(pids) else None
+        found = locate(int(pids[0])) if len(pids) == NEIGHBOURS else None  # fewer: no neighbourhood to judge by
         if found is None:
             continue
         doc, seq, passage = found
         backward, back_pids = _neighbourhood(vector, passage, source_pids)
-        back = locate(int(back_pids[0])) if len(back_pids) else None
+        back = locate(int(back_pids[0])) if len(back_pids) == NEIGHBOURS else None
         if back is None or back[0] != pivot.doc:
-            continue
-        if len(forward) < NEIGHBOURS or len(backward) < NEIGHBOURS:  # too few records for a neighbourhood
             continue
         margin = float(forward[0]) / max((float(forward.mean()) + float(backward.mean())) / 2, 1e-6)
         if margin >= MIN_MARGIN:
-            links.append(Link(pivot.doc, doc, seq, margin))
+            links.append(Link(pivot.doc, doc, seq))
     return links
+
+
+def leading_records(fused: list[Fused], query_language: str, language_of: Callable[[int], str | None],
+                    count: int) -> list[int]:
+    """The first ``count`` query-language records that lead every record inside the filter by ``PIVOT_LEAD``:
+    the only ones that may hand their place to a translation, so the only ones worth linking."""
+    best_target = next((h.score for h in fused if language_of(h.key) != query_language), 0.0)
+    return [h.key for h in fused
+            if language_of(h.key) == query_language and h.score >= best_target + PIVOT_LEAD][:count]
 
 
 def through_translations(fused: list[Fused], links: list[Link], query_language: str,
                          language_of: Callable[[int], str | None], cosines: dict[int, float | None]) -> list[Fused]:
-    """A ranking over the filter's and the query's languages, with each linked query-language record that
-    leads the filter's best by ``PIVOT_LEAD`` replaced by its translation at its own place, and every other
-    query-language record dropped. A
-    translation's breakdown is its own: no BM25 part (it shares no words with the query) and its own
-    cosine (``cosines``), not its pivot's."""
-    best_target = next((h.score for h in fused if language_of(h.key) != query_language), 0.0)
-    leading = {h.key for h in fused if h.score >= best_target + PIVOT_LEAD}
-    translation = {link.pivot: link.translation for link in links if link.pivot in leading}
+    """A ranking over the filter's and the query's languages, with each linked query-language record (see
+    ``leading_records``) replaced by its translation at its own place and every other query-language record
+    dropped. A translation's breakdown is its own: no BM25 part (it shares no words with the query) and its
+    own cosine (``cosines``), not its pivot's."""
+    translation = {link.pivot: link.translation for link in links}
     out: list[Fused] = []
     seen: set[int] = set()
     for hit in fused:
