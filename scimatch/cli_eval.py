@@ -89,6 +89,9 @@ def eval_crosslingual(
     fit_language_bias: Annotated[bool, typer.Option(
         "--fit-language-bias", help="Only choose the multilingual model's same-language bias on training items "
         "(mixed index) and ship it (scimatch/data/centroids/multilingual.json), then stop.")] = False,
+    fit_hubness: Annotated[bool, typer.Option(
+        "--fit-hubness", help="Only choose the multilingual model's hubness weight on training items (mixed "
+        "index, with the shipped same-language bias) and ship it beside the bias, then stop.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Cross-lingual recall@1/@10 and MRR per direction (kk, ru, en), and nDCG@10 on KazQAD and XQuAD-R."""
@@ -106,11 +109,13 @@ def eval_crosslingual(
             swept = crosslingual.sweep_lexical_share(data, Settings(model="multilingual"), progress=progress)
             print(json.dumps(swept) if as_json else "\n".join(f"share {k}: {v}" for k, v in swept.items()))
             return
-        if fit_language_bias:
-            swept, path = crosslingual.fit_language_bias(data, Settings(model="multilingual"), progress=progress)
-            print(json.dumps(swept) if as_json else "\n".join(f"bias {k}: {v}" for k, v in swept.items()))
-            progress(f"wrote {path}")
-            return
+        for wanted, fit, label in ((fit_language_bias, crosslingual.fit_language_bias, "bias"),
+                                   (fit_hubness, crosslingual.fit_hubness, "hubness weight")):
+            if wanted:
+                swept, path = fit(data, Settings(model="multilingual"), progress=progress)
+                print(json.dumps(swept) if as_json else "\n".join(f"{label} {k}: {v}" for k, v in swept.items()))
+                progress(f"wrote {path}")
+                return
         result = run_crosslingual(data, Settings(), models, queries, seed, progress)
     except ScimatchError as exc:
         fail(str(exc))

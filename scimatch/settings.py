@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         default=None, ge=0.0, le=1.0, description="Cosine subtracted from a document's vector score when it is in "
         "the query's language, so translations compete fairly in a mixed-language index (None: the model's own "
         "value, fitted on training items and shipped with its language means; 0 for models without them).")
+    hubness_weight: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="Share of a candidate's mean cosine to its nearest passages in "
+        "the query's language taken off its vector score when the leading candidates span several languages "
+        "(engine/hubness.py; None: the model's own value, fitted on training data beside its same-language bias; "
+        "0 turns it off).")
     translation_pivots: int = Field(
         default=5, ge=0, le=50, description="With a language filter that leaves out the query's language (and a "
         "multilingual model): how many of the best query-language records lend their scores to their translations "

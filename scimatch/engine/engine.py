@@ -65,8 +65,11 @@ class Engine:
         bias = self.settings.same_language_bias
         if bias is None:
             bias = centering.same_language_bias if centering else 0.0
+        hubness = self.settings.hubness_weight
+        if hubness is None:
+            hubness = centering.hubness_weight if centering else 0.0
         self.searcher = HybridSearcher(self.catalog, self.lexical, self.vector, self._encode_query,
-                                       self.settings, bias, crosslingual=centering is not None)
+                                       self.settings, bias, crosslingual=centering is not None, hubness_weight=hubness)
         self._seen_generation = -1
         self._rw = ReadWriteLock()
         self.graph = OrgGraph(self.catalog)

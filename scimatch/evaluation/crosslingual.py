@@ -248,15 +248,81 @@ def fit_language_bias(data: Path, settings: Settings, biases: tuple[float, ...] 
                       progress: Progress = print) -> tuple[dict[str, dict[str, float]], Path]:
     """Choose the model's same-language bias (``models/centering.py``) on training items: the value with
     the best mean mixed-index recall@1 (the smaller on a tie), written next to the model's language means."""
-    from scimatch.models.centering import save_language_bias
-
     def apply(engine: Engine, bias: float) -> None:
         engine.searcher.same_language_bias = bias
 
-    swept = _sweep(data, settings, biases, apply, "same-language bias", progress)
-    best = max(biases, key=lambda b: (swept[str(b)]["mean"], -b))
-    path = save_language_bias(settings.model, best, f"best mean mixed-index hybrid recall@1 over {list(biases)} on "
-                              f"the parallel set's training items (hash quarter 0-3): {swept[str(best)]['mean']}")
+    return _fit(data, settings, "same_language_bias", biases, apply, progress)
+
+
+HUBNESS_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def fit_hubness(data: Path, settings: Settings, weights: tuple[float, ...] = HUBNESS_WEIGHTS,
+                progress: Progress = print) -> tuple[dict[str, dict[str, float]], Path]:
+    """Choose the hubness weight (``engine/hubness.py``) on training data, with the shipped same-language
+    bias in place, and write it next to the model's language means: the best mean mixed-index recall@1 on
+    the parallel set's training items among the weights that do not lower question-to-paragraph search
+    (XQuAD-R training questions, Russian questions over Russian and English paragraphs, nDCG@10) below
+    what it is without the correction. Sentence lookup alone favours strong weights, which cost questions."""
+    from scimatch.models.centering import save_search_correction
+
+    def apply(engine: Engine, weight: float) -> None:
+        engine.searcher.hubness_weight = weight
+
+    swept = _sweep(data, settings, weights, apply, "hubness_weight", progress)
+    questions = _xquad_training_mixed(data, settings, weights, progress)
+    for weight in weights:
+        swept[str(weight)]["xquad_train_mixed_ndcg@10"] = questions[weight]
+    floor = questions[min(weights)]
+    allowed = [w for w in weights if questions[w] >= floor]
+    best = max(allowed, key=lambda w: (swept[str(w)]["mean"], -w))
+    path = save_search_correction(
+        settings.model, "hubness_weight", best,
+        f"best mean mixed-index hybrid recall@1 on the parallel set's training items (hash quarter 0-3) among "
+        f"{list(weights)} that keep XQuAD-R training questions over both languages at nDCG@10 >= {floor}: "
+        f"{swept[str(best)]['mean']} (questions {questions[best]})")
+    return swept, path
+
+
+def _xquad_training_mixed(data: Path, settings: Settings, weights: tuple[float, ...],
+                          progress: Progress) -> dict[float, float]:
+    """Hybrid nDCG@10 of XQuAD-R's *training* questions (the hash quarter) over the Russian and English
+    paragraphs together, no language filter, for each hubness weight."""
+    folder = data / "xquad_r_ru_en"
+    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").open(encoding="utf-8")]
+    items = [(d["_id"], d["metadata"]["lang"], d["text"]) for d in corpus]
+    engine = _index(settings, folder / "corpus.jsonl", items, progress)
+    try:
+        queries = load_queries(folder / "queries.jsonl")
+        qrels = load_qrels(folder / "qrels" / "test.tsv")
+        ids = [q for q in qrels if q in queries and is_training(q)]
+        vectors = engine.encoder.encode_queries([queries[q] for q in ids], ["ru"] * len(ids))
+        result = {}
+        for weight in weights:
+            engine.searcher.hubness_weight = weight
+            total = 0.0
+            for qid, qv in zip(ids, vectors, strict=True):
+                lists, _ = engine.searcher.ranked_modes(queries[qid], ("hybrid",), Filters(), DEPTH,
+                                                        query_vectors=qv[None, :], language="ru")
+                docs = engine.catalog.get_many([f.key for f in lists["hybrid"][:10]])
+                total += ndcg_at([docs[f.key].record.id for f in lists["hybrid"][:10] if f.key in docs], qrels[qid], 10)
+            result[weight] = round(total / max(len(ids), 1), 4)
+            progress(f"hubness_weight {weight}: XQuAD-R training questions, both languages, nDCG@10 {result[weight]}")
+        return result
+    finally:
+        engine.close()
+
+
+def _fit(data: Path, settings: Settings, name: str, values: tuple[float, ...],
+         apply: Callable[[Engine, float], None], progress: Progress) -> tuple[dict[str, dict[str, float]], Path]:
+    """Sweep one correction, keep the value with the best mean mixed-index recall@1 (the smaller on a tie)."""
+    from scimatch.models.centering import save_search_correction
+
+    swept = _sweep(data, settings, values, apply, name, progress)
+    best = max(values, key=lambda v: (swept[str(v)]["mean"], -v))
+    path = save_search_correction(settings.model, name, best, f"best mean mixed-index hybrid recall@1 over "
+                                  f"{list(values)} on the parallel set's training items (hash quarter 0-3): "
+                                  f"{swept[str(best)]['mean']}")
     return swept, path
 
 

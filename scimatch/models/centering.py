@@ -42,6 +42,7 @@ class Centering:
     means: dict[str, dict[str, np.ndarray]]  # side -> language -> mean vector
     version: str
     same_language_bias: float = 0.0
+    hubness_weight: float = 0.0  # engine/hubness.py; fitted together with the bias, shipped in <model>.json
 
     def apply(self, vectors: np.ndarray, languages: Sequence[str | None], side: str) -> np.ndarray:
         """Each row minus the mean of its language, L2-normalised again (float32, same shape)."""
@@ -62,9 +63,17 @@ def bias_path(model: str) -> Path:
     return CENTROIDS_DIR / f"{model}.json"
 
 
-def save_language_bias(model: str, bias: float, provenance: str, path: Path | None = None) -> Path:
+def save_search_correction(model: str, name: str, value: float, provenance: str, path: Path | None = None) -> Path:
+    """Set one fitted search-time correction (``same_language_bias``, ``hubness_weight``) in ``<model>.json``,
+    keeping the others, with a note of how it was chosen."""
     path = path or bias_path(model)
-    path.write_text(json.dumps({"same_language_bias": bias, "provenance": provenance}, indent=2) + "\n")
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current[name] = value
+    current.setdefault("provenance", {})
+    if isinstance(current["provenance"], str):  # the first format held the bias's note only
+        current["provenance"] = {"same_language_bias": current["provenance"]}
+    current["provenance"][name] = provenance
+    path.write_text(json.dumps(current, indent=2) + "\n")
     return path
 
 
@@ -80,8 +89,9 @@ def load_centering(model: str) -> Centering | None:
             side, language = key.split(":", 1)
             means[side][language] = data[key].astype(np.float32)
     bias_file = bias_path(model)
-    bias = float(json.loads(bias_file.read_text())["same_language_bias"]) if bias_file.exists() else 0.0
-    return Centering(means, hashlib.sha1(raw).hexdigest()[:12], bias)
+    corrections = json.loads(bias_file.read_text()) if bias_file.exists() else {}
+    return Centering(means, hashlib.sha1(raw).hexdigest()[:12], float(corrections.get("same_language_bias", 0.0)),
+                     float(corrections.get("hubness_weight", 0.0)))
 
 
 def save_centering(model: str, vectors: dict[str, dict[str, np.ndarray]], path: Path | None = None) -> Path:
