@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import fcntl
-import json
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +18,7 @@ from scimatch.engine.filters import Filters
 from scimatch.engine.grants import FUNDED_KINDS, RelatedGrant, funded_hits
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.locks import ReadWriteLock
+from scimatch.engine.manifest import check_manifest
 from scimatch.engine.matching import MatchResult
 from scimatch.engine.orggraph import OrgGraph
 from scimatch.engine.partners import PartnerMatcher, PartnerQuery
@@ -31,14 +29,13 @@ from scimatch.engine.results import IndexSummary, SearchResult
 from scimatch.engine.scan import Progress, ScanReport, scan_call
 from scimatch.engine.search import HybridSearcher
 from scimatch.engine.vector import FaissIndex, VectorConfig
-from scimatch.errors import IndexMismatchError, NotFoundError
+from scimatch.errors import NotFoundError
 from scimatch.language import detect as detect_language
 from scimatch.models import Encoder, get_spec, load_encoder
 from scimatch.models.centering import load_centering
 from scimatch.records import Proposal, Record
 from scimatch.settings import Settings
 
-MANIFEST_VERSION = 1
 PASSAGE_RULE_VERSION = 2  # 2: texts up to twice the passage length stay whole
 
 
@@ -54,7 +51,7 @@ class Engine:
         self._identity: dict[str, object] = {"model": self.spec.name, "package": self.spec.package,
                                              "dim": self.spec.dim, "centering": centering.version if centering else None}
         self._encoder = encoder
-        self._check_manifest()
+        check_manifest(self.home, self._identity, self.passage_rule())
         self.catalog = Catalog(self.home / "catalog.sqlite")
         self.lexical = TantivyIndex(self.home / "lexical")
         self.vector = FaissIndex(
@@ -114,33 +111,6 @@ class Engine:
         """How texts are cut into embedded passages; an index keeps one rule for all its vectors."""
         return {"words": self.settings.passage_words, "overlap": self.settings.passage_overlap,
                 "rule": PASSAGE_RULE_VERSION}
-
-    def _check_manifest(self) -> None:
-        """Refuse to open an index built with another model: mixed vectors would be meaningless."""
-        path = self.home / "manifest.json"
-        if path.exists():
-            manifest = json.loads(path.read_text())
-            if manifest.get("model") != self.spec.name or manifest.get("dim") != self.spec.dim:
-                raise IndexMismatchError(
-                    f"{self.home} was built with model {manifest.get('model')!r} "
-                    f"(dim {manifest.get('dim')}), not {self.spec.name!r}; use another --home or re-index"
-                )
-            if manifest.get("centering") != self.identity()["centering"]:
-                raise IndexMismatchError(
-                    f"{self.home} was built with language centering {manifest.get('centering')!r}, not "
-                    f"{self.identity()['centering']!r} (scimatch/data/centroids): its vectors would not match new "
-                    "ones; use another --home or re-index")
-            if manifest.get("passages") != self.passage_rule():
-                raise IndexMismatchError(
-                    f"{self.home} was built with passages {manifest.get('passages')}, not {self.passage_rule()}: "
-                    "its vectors would not match new ones; use another --home or re-index"
-                )
-            return
-        manifest = {**self.identity(), "passages": self.passage_rule(), "version": MANIFEST_VERSION,
-                    "created": datetime.now(UTC).isoformat(timespec="seconds")}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, path)
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
