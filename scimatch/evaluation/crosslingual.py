@@ -118,11 +118,17 @@ def _beir_modes(engine: Engine, queries: dict[str, str], qrels: dict[str, dict[s
     return {m: round(v / max(len(ids), 1), 4) for m, v in totals.items()}
 
 
-def xquad(data: Path, settings: Settings, progress: Progress) -> dict:
+def _xquad_engine(data: Path, settings: Settings, progress: Progress) -> Engine:
+    """An engine over XQuAD-R's Russian and English paragraphs (indexed once, cached)."""
     folder = data / "xquad_r_ru_en"
     corpus = [json.loads(line) for line in (folder / "corpus.jsonl").open(encoding="utf-8")]
     items = [(d["_id"], d["metadata"]["lang"], d["text"]) for d in corpus]
-    engine = _index(settings, folder / "corpus.jsonl", items, progress)
+    return _index(settings, folder / "corpus.jsonl", items, progress)
+
+
+def xquad(data: Path, settings: Settings, progress: Progress) -> dict:
+    folder = data / "xquad_r_ru_en"
+    engine = _xquad_engine(data, settings, progress)
     try:
         queries = load_queries(folder / "queries.jsonl")
         qrels = {name: load_qrels(folder / "qrels" / f"{name}.tsv") for name in ("ru2ru", "ru2en")}
@@ -289,24 +295,14 @@ def _xquad_training_mixed(data: Path, settings: Settings, weights: tuple[float, 
     """Hybrid nDCG@10 of XQuAD-R's *training* questions (the hash quarter) over the Russian and English
     paragraphs together, no language filter, for each hubness weight."""
     folder = data / "xquad_r_ru_en"
-    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").open(encoding="utf-8")]
-    items = [(d["_id"], d["metadata"]["lang"], d["text"]) for d in corpus]
-    engine = _index(settings, folder / "corpus.jsonl", items, progress)
+    engine = _xquad_engine(data, settings, progress)
     try:
         queries = load_queries(folder / "queries.jsonl")
-        qrels = load_qrels(folder / "qrels" / "test.tsv")
-        ids = [q for q in qrels if q in queries and is_training(q)]
-        vectors = engine.encoder.encode_queries([queries[q] for q in ids], ["ru"] * len(ids))
+        training = {q: rel for q, rel in load_qrels(folder / "qrels" / "test.tsv").items() if is_training(q)}
         result = {}
         for weight in weights:
             engine.searcher.hubness_weight = weight
-            total = 0.0
-            for qid, qv in zip(ids, vectors, strict=True):
-                lists, _ = engine.searcher.ranked_modes(queries[qid], ("hybrid",), Filters(), DEPTH,
-                                                        query_vectors=qv[None, :], language="ru")
-                docs = engine.catalog.get_many([f.key for f in lists["hybrid"][:10]])
-                total += ndcg_at([docs[f.key].record.id for f in lists["hybrid"][:10] if f.key in docs], qrels[qid], 10)
-            result[weight] = round(total / max(len(ids), 1), 4)
+            result[weight] = _beir_modes(engine, queries, training, Filters(), "ru")["hybrid"]
             progress(f"hubness_weight {weight}: XQuAD-R training questions, both languages, nDCG@10 {result[weight]}")
         return result
     finally:
