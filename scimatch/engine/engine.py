@@ -324,11 +324,19 @@ class Engine:
         return self._checker
 
     def _duplicate_candidates(self, text: str, vectors: np.ndarray, limit: int) -> list[Candidate]:
-        """Public records a proposal may repeat: hybrid over its passage vectors and key terms."""
+        """Public records a proposal may repeat: hybrid over its passage vectors and key terms. Each keeps
+        its raw best-passage cosine to the proposal: the search's corrections for mixed languages (the
+        same-language bias, the hubness correction) serve the ranking, not the checker's verify threshold."""
         result = self._similar(text, vectors, limit, Filters())
-        stored = {h.id: self.catalog.get(h.id) for h in result.hits}
-        return [Candidate(stored[h.id].record, h.breakdown.vector_score or 0.0)  # type: ignore[union-attr]
-                for h in result.hits if stored[h.id] is not None]
+        candidates = []
+        for hit in result.hits:
+            stored = self.catalog.get(hit.id)
+            if stored is None:
+                continue
+            passages = self.catalog.doc_vectors(stored.rowid)
+            cosine = float((passages @ vectors.T).max()) if len(passages) and len(vectors) else 0.0
+            candidates.append(Candidate(stored.record, cosine))
+        return candidates
 
     def check_duplicates(self, text: str, limit: int = 10, **options: object) -> DuplicateReport:
         """What a proposal (pasted text or PDF) repeats among public records and stored proposals."""

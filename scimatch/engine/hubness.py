@@ -21,17 +21,22 @@ same-language bias in ``scimatch/data/centroids/<model>.json``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from scimatch.engine.vector import FaissIndex
 
 NEIGHBOURS = 4
+SIBLINGS = 4  # extra neighbours drawn, so a candidate's own other passages can be left out
 RERANKED = 20
 
 
-def hubness(vector: FaissIndex, pids: list[int], language_pids: np.ndarray) -> np.ndarray:
-    """Mean cosine of each passage to its ``NEIGHBOURS`` nearest other passages among ``language_pids``
-    (0 where a passage is gone or the language has no other passages)."""
+def hubness(vector: FaissIndex, pids: list[int], language_pids: np.ndarray,
+            document_of: Callable[[list[int]], dict[int, int]]) -> np.ndarray:
+    """Mean cosine of each passage to its ``NEIGHBOURS`` nearest passages among ``language_pids`` that belong
+    to other documents (a long record's own passages overlap it and say nothing about hubness); 0 where a
+    passage is gone or the language has no other passages. ``document_of`` maps passage ids to documents."""
     out = np.zeros(len(pids), dtype=np.float32)
     rows: list[np.ndarray] = []
     present: list[int] = []
@@ -43,20 +48,23 @@ def hubness(vector: FaissIndex, pids: list[int], language_pids: np.ndarray) -> n
         present.append(i)
     if not present or len(language_pids) == 0:
         return out
-    scores, found = vector.search(np.stack(rows), NEIGHBOURS + 1, language_pids)
+    scores, found = vector.search(np.stack(rows), NEIGHBOURS + SIBLINGS, language_pids)
+    documents = document_of([int(p) for p in found.ravel() if p >= 0] + [int(pids[i]) for i in present])
     for at, i in enumerate(present):
-        others = [s for s, p in zip(scores[at], found[at], strict=True) if p >= 0 and p != pids[i]]
+        own = documents.get(int(pids[i]))
+        others = [s for s, p in zip(scores[at], found[at], strict=True)
+                  if p >= 0 and documents.get(int(p)) not in (None, own)]
         out[i] = float(np.mean(others[:NEIGHBOURS])) if others else 0.0
     return out
 
 
 def correct(hits: list[tuple[int, float, int]], vector: FaissIndex, language_pids: np.ndarray,
-            weight: float) -> list[tuple[int, float, int]]:
+            document_of: Callable[[list[int]], dict[int, int]], weight: float) -> list[tuple[int, float, int]]:
     """(doc, score, pid) best first -> the same with the first ``RERANKED`` rescored and re-sorted."""
     if weight <= 0 or not hits:
         return hits
     head, tail = hits[:RERANKED], hits[RERANKED:]
-    penalty = hubness(vector, [pid for _, _, pid in head], language_pids)
+    penalty = hubness(vector, [pid for _, _, pid in head], language_pids, document_of)
     rescored = [(doc, score - weight * float(h), pid) for (doc, score, pid), h in zip(head, penalty, strict=True)]
     rescored.sort(key=lambda hit: (-hit[1], hit[0]))
     # The rest take the head's largest penalty, so every score still reads in list order (fusion uses them).

@@ -85,12 +85,17 @@ class HybridSearcher:
         if self.hubness_weight <= 0 or language is None or not vector:
             return vector
         known = self._language_map()
-        if len({known.get(doc) for doc, _ in vector[:RERANKED]}) < 2:
+        # a record of unknown language does not make a list mixed (fusion counts it as the query's, too)
+        if len({known[doc] for doc, _ in vector[:RERANKED] if doc in known}) < 2:
             return vector
         if language not in self._language_pids:
             self._language_pids[language] = self.allowed_pids(Filters(languages=(language,)))
+
+        def document_of(pids: list[int]) -> dict[int, int]:
+            return {pid: doc for pid, (doc, _) in self._locate(pids).items()}
+
         corrected = correct([(doc, score, pid_of[doc]) for doc, score in vector], self.vector,
-                            self._language_pids[language], self.hubness_weight)
+                            self._language_pids[language], document_of, self.hubness_weight)
         return [(doc, score) for doc, score, _ in corrected]
 
     def _locate(self, pids: list[int]) -> dict[int, tuple[int, int]]:

@@ -275,11 +275,12 @@ def fit_hubness(data: Path, settings: Settings, weights: tuple[float, ...] = HUB
     def apply(engine: Engine, weight: float) -> None:
         engine.searcher.hubness_weight = weight
 
+    weights = tuple(sorted({0.0, *weights}))  # the floor is always question search without the correction
     swept = _sweep(data, settings, weights, apply, "hubness_weight", progress)
     questions = _xquad_training_mixed(data, settings, weights, progress)
     for weight in weights:
         swept[str(weight)]["xquad_train_mixed_ndcg@10"] = questions[weight]
-    floor = questions[min(weights)]
+    floor = questions[0.0]
     allowed = [w for w in weights if questions[w] >= floor]
     best = max(allowed, key=lambda w: (swept[str(w)]["mean"], -w))
     path = save_search_correction(
