@@ -254,10 +254,17 @@ def fit_language_bias(data: Path, settings: Settings, biases: tuple[float, ...] 
                       progress: Progress = print) -> tuple[dict[str, dict[str, float]], Path]:
     """Choose the model's same-language bias (``models/centering.py``) on training items: the value with
     the best mean mixed-index recall@1 (the smaller on a tie), written next to the model's language means."""
+    from scimatch.models.centering import save_search_correction
+
     def apply(engine: Engine, bias: float) -> None:
         engine.searcher.same_language_bias = bias
 
-    return _fit(data, settings, "same_language_bias", biases, apply, progress)
+    swept = _sweep(data, settings, biases, apply, "same_language_bias", progress)
+    best = max(biases, key=lambda b: (swept[str(b)]["mean"], -b))
+    path = save_search_correction(settings.model, "same_language_bias", best, f"best mean mixed-index hybrid "
+                                  f"recall@1 over {list(biases)} on the parallel set's training items (hash "
+                                  f"quarter 0-3): {swept[str(best)]['mean']}")
+    return swept, path
 
 
 HUBNESS_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -308,19 +315,6 @@ def _xquad_training_mixed(data: Path, settings: Settings, weights: tuple[float, 
         return result
     finally:
         engine.close()
-
-
-def _fit(data: Path, settings: Settings, name: str, values: tuple[float, ...],
-         apply: Callable[[Engine, float], None], progress: Progress) -> tuple[dict[str, dict[str, float]], Path]:
-    """Sweep one correction, keep the value with the best mean mixed-index recall@1 (the smaller on a tie)."""
-    from scimatch.models.centering import save_search_correction
-
-    swept = _sweep(data, settings, values, apply, name, progress)
-    best = max(values, key=lambda v: (swept[str(v)]["mean"], -v))
-    path = save_search_correction(settings.model, name, best, f"best mean mixed-index hybrid recall@1 over "
-                                  f"{list(values)} on the parallel set's training items (hash quarter 0-3): "
-                                  f"{swept[str(best)]['mean']}")
-    return swept, path
 
 
 def run_crosslingual(data: Path, settings: Settings, models: tuple[str, ...], n_queries: int | None = None,
