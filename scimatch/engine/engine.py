@@ -333,9 +333,8 @@ class Engine:
             stored = self.catalog.get(hit.id)
             if stored is None:
                 continue
-            passages = self.catalog.doc_vectors(stored.rowid)
-            cosine = float((passages @ vectors.T).max()) if len(passages) and len(vectors) else 0.0
-            candidates.append(Candidate(stored.record, cosine))
+            cosine = self.searcher.best_cosine(stored.rowid, vectors) if len(vectors) else None
+            candidates.append(Candidate(stored.record, cosine or 0.0))
         return candidates
 
     def check_duplicates(self, text: str, limit: int = 10, **options: object) -> DuplicateReport:

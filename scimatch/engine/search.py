@@ -243,7 +243,7 @@ class HybridSearcher:
             links = link_translations(pivots, self.vector, target, source, self._passage) if pivots else []
             for link in links:
                 best_passage[link.translation] = link.seq
-            cosines = {link.translation: self._cosine(link.translation, query_vectors) for link in links}
+            cosines = {link.translation: self.best_cosine(link.translation, query_vectors) for link in links}
             pivoted = through_translations(lists[mode], links, language, known.get, cosines)
             placed = {f.key for f in pivoted}
             lists[mode] = pivoted + [f for f in plain[mode] if f.key not in placed]
@@ -257,7 +257,9 @@ class HybridSearcher:
             return None
         return Pivot(doc, passages[int(np.argmax((passages @ query_vectors.T).max(axis=1)))])
 
-    def _cosine(self, doc: int, query_vectors: np.ndarray) -> float | None:
+    def best_cosine(self, doc: int, query_vectors: np.ndarray) -> float | None:
+        """The raw cosine of the document's best passage to any query vector (None: no passages), with none
+        of the ranking's corrections for mixed languages."""
         passages = self.catalog.doc_vectors(doc)
         return float((passages @ query_vectors.T).max()) if len(passages) else None
 
