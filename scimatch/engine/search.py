@@ -185,8 +185,7 @@ class HybridSearcher:
                 lexical = self.lexical.search(query, limit, filters, language)
             share = self.settings.lexical_bound_share
             if "hybrid" in modes and share > 0 and lexical:
-                floor = share * (self.lexical.upper_bound(lexical_query, analyzed=True) if lexical_query
-                                 else self.lexical.upper_bound(query, language))
+                floor = share * self._lexical_bound(query, lexical_query, language)
         if {"vector", "hybrid"} & set(modes):
             if query_vectors is None:
                 query_vectors = self.encode_query(query)[None, :]
@@ -208,6 +207,12 @@ class HybridSearcher:
             lists["hybrid"] = fuse(lexical, vector, self.settings.fusion, self.settings.vector_weight,
                                    self.settings.rrf_k, cross, floor)
         return lists, best_passage
+
+    def _lexical_bound(self, query: str, lexical_query: str | None, language: str | None) -> float:
+        """The best BM25 score any document could reach for the query (the scale of a full lexical match)."""
+        if lexical_query:
+            return self.lexical.upper_bound(lexical_query, analyzed=True)
+        return self.lexical.upper_bound(query, language)
 
     # ---- translation pivots (engine/translations.py) ----------------------------------------
     def _pivots_apply(self, filters: Filters, language: str | None) -> bool:
@@ -231,12 +236,14 @@ class HybridSearcher:
                                                  pivots=False)
         best_passage = {**plain_passage, **best_passage}
         known = self._language_map()
+        bound = self._lexical_bound(query, lexical_query, language) if "hybrid" in modes else 0.0
         target: np.ndarray | None = None
         source: np.ndarray | None = None
         for mode in ("vector", "hybrid"):
             if mode not in lists:
                 continue
-            own = leading_records(lists[mode], language, known.get, self.settings.translation_pivots)
+            own, best_target = leading_records(lists[mode], language, known.get, self.settings.translation_pivots,
+                                               bound if mode == "hybrid" else 0.0)
             pivots = [pivot for doc in own if (pivot := self._pivot(doc, query_vectors)) is not None]
             if pivots and target is None:
                 target, source = self.allowed_pids(filters), self.allowed_pids(replace(filters, languages=(language,)))
@@ -244,7 +251,7 @@ class HybridSearcher:
             for link in links:
                 best_passage[link.translation] = link.seq
             cosines = {link.translation: self.best_cosine(link.translation, query_vectors) for link in links}
-            pivoted = through_translations(lists[mode], links, language, known.get, cosines)
+            pivoted = through_translations(lists[mode], links, language, known.get, cosines, best_target)
             placed = {f.key for f in pivoted}
             lists[mode] = pivoted + [f for f in plain[mode] if f.key not in placed]
         if "bm25" in modes:
