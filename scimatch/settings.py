@@ -45,8 +45,8 @@ class Settings(BaseSettings):
         "0 turns it off).")
     translation_pivots: int = Field(
         default=5, ge=0, le=50, description="With a language filter that leaves out the query's language (and a "
-        "multilingual model): how many of the best query-language records lend their scores to their translations "
-        "inside the filter (engine/translations.py); 0 turns it off.")
+        "multilingual model): how many of the best query-language records may hand their places to their "
+        "translations inside the filter (engine/translations.py); 0 turns it off.")
     candidates: int = Field(default=100, ge=10, le=5000, description="Hits drawn from each side.")
 
     ann_threshold: int = Field(default=20_000, ge=0, description="Passages above which HNSW is used.")

@@ -250,6 +250,7 @@ def test_a_russian_record_sharing_the_questions_words_hands_on_even_when_slightl
     from scimatch.engine import translations
 
     questions = xquad_questions(300)
+    assert len(questions) >= 200
     rowid = xquad_engine.catalog.rowid_of
 
     def firsts(hide_russian: bool) -> int:

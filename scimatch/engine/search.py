@@ -21,7 +21,7 @@ from scimatch.engine.hubness import RERANKED, correct
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.results import MODES, Hit, ScoreBreakdown, SearchResult
 from scimatch.engine.snippets import snippet
-from scimatch.engine.translations import Pivot, leading_records, link_translations, through_translations
+from scimatch.engine.translations import Pivot, link_translations, pivot_candidates, through_translations
 from scimatch.engine.vector import FaissIndex
 from scimatch.errors import UnknownChoiceError
 from scimatch.language import detect_query
@@ -236,14 +236,15 @@ class HybridSearcher:
                                                  pivots=False)
         best_passage = {**plain_passage, **best_passage}
         known = self._language_map()
-        bound = self._lexical_bound(query, lexical_query, language) if "hybrid" in modes else 0.0
+        weighted = "hybrid" in modes and self.settings.fusion == "weighted"  # the lexical rule's scale (0-1 fused)
+        bound = self._lexical_bound(query, lexical_query, language) if weighted else 0.0
         target: np.ndarray | None = None
         source: np.ndarray | None = None
         for mode in ("vector", "hybrid"):
             if mode not in lists:
                 continue
-            own, best_target = leading_records(lists[mode], language, known.get, self.settings.translation_pivots,
-                                               bound if mode == "hybrid" else 0.0)
+            own, best_target = pivot_candidates(lists[mode], language, known.get, self.settings.translation_pivots,
+                                                bound if mode == "hybrid" else 0.0)
             pivots = [pivot for doc in own if (pivot := self._pivot(doc, query_vectors)) is not None]
             if pivots and target is None:
                 target, source = self.allowed_pids(filters), self.allowed_pids(replace(filters, languages=(language,)))

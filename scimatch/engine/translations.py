@@ -41,7 +41,7 @@ PIVOT_LEAD = 0.05
 # Russian paragraph trailed the best English one in most of the questions it lost, and shared the question's
 # words (BM25 share median 0.43) far more than a wrong paragraph leading while the right one exists only in
 # English (0.19). Chosen on those questions among trails 0.10-0.20 and shares 0.35-0.40: nDCG@10 0.936 ->
-# 0.948 with the Russian version, 0.911 -> 0.907 without it; parallel pool training recall@1 at most 0.005
+# 0.955 with the Russian version, 0.911 -> 0.907 without it; parallel pool training recall@1 at most 0.005
 # lower in any direction (0.982 -> 0.978 en→ru).
 LEXICAL_TRAIL = 0.15
 LEXICAL_SHARE = 0.4
@@ -92,20 +92,20 @@ def link_translations(
     return links
 
 
-def leading_records(fused: list[Fused], query_language: str, language_of: Callable[[int], str | None],
-                    count: int, lexical_bound: float = 0.0) -> tuple[list[int], float]:
-    """The first ``count`` query-language records that may hand their place to a translation (so the only
-    ones worth linking), and the fused score of the best record inside the filter. A record qualifies when it
+def pivot_candidates(fused: list[Fused], query_language: str, language_of: Callable[[int], str | None],
+                     count: int, lexical_bound: float = 0.0) -> tuple[list[int], float]:
+    """(the first ``count`` query-language records that may hand their place to a translation, so the only
+    ones worth linking; the fused score of the best record inside the filter). A record qualifies when it
     leads every record inside the filter by ``PIVOT_LEAD``, or trails the best by at most ``LEXICAL_TRAIL``
-    while matching the query's words: BM25 at least ``LEXICAL_SHARE`` of ``lexical_bound`` (the query's
-    upper bound; 0 for a list without a lexical side)."""
+    while sharing the query's words: BM25 at least ``LEXICAL_SHARE`` of ``lexical_bound`` (the query's
+    upper bound; pass 0 for a list without a lexical side or not fused by weighted scores)."""
     best_target = next((h.score for h in fused if language_of(h.key) != query_language), 0.0)
 
     def qualifies(hit: Fused) -> bool:
         if hit.score >= best_target + PIVOT_LEAD:
             return True
-        worded = lexical_bound > 0 and (hit.lexical_score or 0.0) >= LEXICAL_SHARE * lexical_bound
-        return worded and hit.score >= best_target - LEXICAL_TRAIL
+        shares_words = lexical_bound > 0 and (hit.lexical_score or 0.0) >= LEXICAL_SHARE * lexical_bound
+        return shares_words and hit.score >= best_target - LEXICAL_TRAIL
 
     return [h.key for h in fused if language_of(h.key) == query_language and qualifies(h)][:count], best_target
 
@@ -114,13 +114,13 @@ def through_translations(fused: list[Fused], links: list[Link], query_language: 
                          language_of: Callable[[int], str | None], cosines: dict[int, float | None],
                          best_target: float = 0.0) -> list[Fused]:
     """A ranking over the filter's and the query's languages, with each linked query-language record (see
-    ``leading_records``) replaced by its translation at its own place, or just above the best record inside the
-    filter (``best_target``, its fused score) where it trailed it, and every other query-language record
-    dropped. A translation's breakdown is its own: no BM25 part (it shares no words with the query) and its
-    own cosine (``cosines``), not its pivot's."""
+    ``pivot_candidates``) replaced by its translation at its own place, or just above the best record inside
+    the filter where it trailed it (its score lifted to ``best_target``, that record's fused score), and every
+    other query-language record dropped. A translation's breakdown is its own: no BM25 part (it shares no
+    words with the query) and its own cosine (``cosines``), not its pivot's; its fused score is its pivot's
+    (or the lifted one). A translation that is also in the list on its own keeps the higher of its places."""
     translation = {link.pivot: link.translation for link in links}
-    out: list[Fused] = []
-    seen: set[int] = set()
+    placed: dict[int, Fused] = {}
     for hit in fused:
         key = hit.key
         if language_of(key) == query_language:
@@ -129,7 +129,6 @@ def through_translations(fused: list[Fused], links: list[Link], query_language: 
             key = translation[key]
             hit = hit._replace(key=key, score=max(hit.score, best_target), lexical_rank=None, lexical_score=None,
                                vector_rank=None, vector_score=cosines.get(key), via=hit.key)
-        if key not in seen:
-            seen.add(key)
-            out.append(hit)
-    return sorted(out, key=lambda h: (-h.score, h.via is None))  # stable: a lifted translation goes first
+        if key not in placed or hit.score > placed[key].score:
+            placed[key] = hit
+    return sorted(placed.values(), key=lambda h: (-h.score, h.via is None))  # a lifted translation goes first

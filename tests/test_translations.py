@@ -1,0 +1,41 @@
+"""How translation pivots reorder a ranked list (engine/translations.py), on hand-made fused lists: which
+query-language records may hand their place on, and where their translations land."""
+
+from __future__ import annotations
+
+from scimatch.engine.fusion import Fused
+from scimatch.engine.translations import LEXICAL_SHARE, PIVOT_LEAD, Link, pivot_candidates, through_translations
+
+LANGUAGE = {1: "en", 2: "en", 3: "en", 10: "ru", 11: "ru"}  # 1-3 inside the filter, 10-11 in the query's language
+
+
+def hit(key: int, score: float, bm25: float | None = None) -> Fused:
+    return Fused(key, score, 1 if bm25 is not None else None, bm25, 1, 0.5)
+
+
+def test_a_trailing_record_qualifies_only_when_it_shares_the_querys_words_in_a_weighted_hybrid_list():
+    bound = 10.0
+    worded = [hit(1, 0.90), hit(10, 0.80, bm25=LEXICAL_SHARE * bound + 0.1), hit(2, 0.5)]
+    wordless = [hit(1, 0.90), hit(10, 0.80, bm25=LEXICAL_SHARE * bound - 0.1), hit(2, 0.5)]
+    assert pivot_candidates(worded, "ru", LANGUAGE.get, 5, bound) == ([10], 0.90)
+    assert pivot_candidates(wordless, "ru", LANGUAGE.get, 5, bound) == ([], 0.90)
+    assert pivot_candidates(worded, "ru", LANGUAGE.get, 5, 0.0) == ([], 0.90)  # vector list, or not weighted
+    far_behind = [hit(1, 0.90), hit(10, 0.50, bm25=bound), hit(2, 0.4)]
+    assert pivot_candidates(far_behind, "ru", LANGUAGE.get, 5, bound) == ([], 0.90)
+    leading = [hit(10, 0.90 + PIVOT_LEAD), hit(1, 0.90)]
+    assert pivot_candidates(leading, "ru", LANGUAGE.get, 5, 0.0) == ([10], 0.90)
+
+
+def test_a_lifted_translation_goes_just_above_the_best_record_even_when_it_was_listed_below_it():
+    """Record 2 (the translation of 10) is in the list on its own below record 1; lifted through its pivot it
+    takes the first place, once, and the query-language records are gone."""
+    fused = [hit(1, 0.90), hit(2, 0.85), hit(10, 0.80, bm25=9.0), hit(11, 0.70, bm25=1.0), hit(3, 0.60)]
+    out = through_translations(fused, [Link(10, 2, 0)], "ru", LANGUAGE.get, {2: 0.41}, best_target=0.90)
+    assert [h.key for h in out] == [2, 1, 3]
+    assert out[0].via == 10 and out[0].score == 0.90 and out[0].lexical_score is None and out[0].vector_score == 0.41
+
+
+def test_a_leading_pivot_keeps_its_place_and_score():
+    fused = [hit(10, 0.99, bm25=9.0), hit(1, 0.90), hit(2, 0.85)]
+    out = through_translations(fused, [Link(10, 2, 0)], "ru", LANGUAGE.get, {2: 0.5}, best_target=0.90)
+    assert [(h.key, h.score, h.via) for h in out] == [(2, 0.99, 10), (1, 0.90, None)]
