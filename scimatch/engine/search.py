@@ -244,7 +244,8 @@ class HybridSearcher:
             if mode not in lists:
                 continue
             own, best_target = pivot_candidates(lists[mode], language, known.get, self.settings.translation_pivots,
-                                                bound if mode == "hybrid" else 0.0)
+                                                bound if mode == "hybrid" else 0.0,
+                                                lambda doc: self.best_cosine(doc, query_vectors))
             pivots = [pivot for doc in own if (pivot := self._pivot(doc, query_vectors)) is not None]
             if pivots and target is None:
                 target, source = self.allowed_pids(filters), self.allowed_pids(replace(filters, languages=(language,)))
