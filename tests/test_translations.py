@@ -4,7 +4,14 @@ query-language records may hand their place on, and where their translations lan
 from __future__ import annotations
 
 from scimatch.engine.fusion import Fused
-from scimatch.engine.translations import LEXICAL_SHARE, PIVOT_LEAD, Link, pivot_candidates, through_translations
+from scimatch.engine.translations import (
+    CLOSE_MATCH,
+    LEXICAL_SHARE,
+    PIVOT_LEAD,
+    Link,
+    pivot_candidates,
+    through_translations,
+)
 
 LANGUAGE = {1: "en", 2: "en", 3: "en", 10: "ru", 11: "ru"}  # 1-3 inside the filter, 10-11 in the query's language
 
@@ -39,3 +46,16 @@ def test_a_leading_pivot_keeps_its_place_and_score():
     fused = [hit(10, 0.99, bm25=9.0), hit(1, 0.90), hit(2, 0.85)]
     out = through_translations(fused, [Link(10, 2, 0)], "ru", LANGUAGE.get, {2: 0.5}, best_target=0.90)
     assert [(h.key, h.score, h.via) for h in out] == [(2, 0.99, 10), (1, 0.90, None)]
+
+
+def test_the_lexical_rule_leaves_a_close_match_inside_the_filter_alone():
+    """When the best record inside the filter is itself very close to the query (a translation of it), a
+    query-language record sharing the query's words does not take its place; the clear-lead rule still can."""
+    bound = 10.0
+    fused = [hit(1, 0.90), hit(10, 0.80, bm25=bound), hit(2, 0.5)]
+    close = {1: CLOSE_MATCH + 0.1}.get
+    loose = {1: CLOSE_MATCH - 0.1}.get
+    assert pivot_candidates(fused, "ru", LANGUAGE.get, 5, bound, close) == ([], 0.90)
+    assert pivot_candidates(fused, "ru", LANGUAGE.get, 5, bound, loose) == ([10], 0.90)
+    leading = [hit(10, 0.90 + PIVOT_LEAD, bm25=bound), hit(1, 0.90)]
+    assert pivot_candidates(leading, "ru", LANGUAGE.get, 5, bound, close) == ([10], 0.90)
