@@ -108,7 +108,7 @@ def pivot_candidates(fused: list[Fused], query_language: str, language_of: Calla
     record is itself a close match of the query (``cosine_of`` it at least ``CLOSE_MATCH``)."""
     best = next((h for h in fused if language_of(h.key) != query_language), None)
     best_target = best.score if best is not None else 0.0
-    if best is not None and cosine_of is not None and (cosine_of(best.key) or 0.0) >= CLOSE_MATCH:
+    if lexical_bound > 0 and best is not None and cosine_of is not None and (cosine_of(best.key) or 0.0) >= CLOSE_MATCH:
         lexical_bound = 0.0
 
     def qualifies(hit: Fused) -> bool:
