@@ -48,9 +48,9 @@ def test_a_leading_pivot_keeps_its_place_and_score():
     assert [(h.key, h.score, h.via) for h in out] == [(2, 0.99, 10), (1, 0.90, None)]
 
 
-def test_the_lexical_rule_leaves_a_close_match_inside_the_filter_alone():
-    """When the best record inside the filter is itself very close to the query (a translation of it), a
-    query-language record sharing the query's words does not take its place; the clear-lead rule still can."""
+def test_no_record_takes_the_place_of_a_close_match_inside_the_filter():
+    """When the best record inside the filter is itself very close to the query (a translation of it), it was
+    found directly: no query-language record takes its place, by either rule; a looser best record can lose it."""
     bound = 10.0
     fused = [hit(1, 0.90), hit(10, 0.80, bm25=bound), hit(2, 0.5)]
     close = {1: CLOSE_MATCH + 0.1}.get
@@ -58,4 +58,6 @@ def test_the_lexical_rule_leaves_a_close_match_inside_the_filter_alone():
     assert pivot_candidates(fused, "ru", LANGUAGE.get, 5, bound, close) == ([], 0.90)
     assert pivot_candidates(fused, "ru", LANGUAGE.get, 5, bound, loose) == ([10], 0.90)
     leading = [hit(10, 0.90 + PIVOT_LEAD, bm25=bound), hit(1, 0.90)]
-    assert pivot_candidates(leading, "ru", LANGUAGE.get, 5, bound, close) == ([10], 0.90)
+    assert pivot_candidates(leading, "ru", LANGUAGE.get, 5, bound, close) == ([], 0.90)
+    assert pivot_candidates(leading, "ru", LANGUAGE.get, 5, 0.0, close) == ([], 0.90)
+    assert pivot_candidates(leading, "ru", LANGUAGE.get, 5, 0.0, loose) == ([10], 0.90)
