@@ -520,3 +520,20 @@ def test_profile_endpoint(match_home, encoder, slice_projects) -> None:
     with TestClient(create_app(Settings(home=match_home), encoder=encoder)) as client:
         assert client.get(f"/organizations/{org_id}").json()["id"] == org_id
         assert client.get("/organizations/nobody").status_code == 404
+
+
+def test_profile_baseline_takes_the_held_out_project_out_of_its_participants_profiles(
+        match_engine, slice_projects, org_projects) -> None:
+    """The issue's reference baseline (BM25 over one concatenated profile per organisation): a project's own
+    text finds an organisation whose only project it is; with the project held out, that organisation has no
+    profile left and is not ranked at all."""
+    from scimatch.evaluation.profile_bm25 import ProfileBM25
+
+    rec = next(r for r in slice_projects if r.text and any(len(org_projects[o]) == 1 for o in research_ids(r)))
+    loner = next(o for o in sorted(research_ids(rec)) if len(org_projects[o]) == 1)
+    row = match_engine.catalog.get(rec.id).rowid
+    profiles = ProfileBM25(match_engine)
+    participants = tuple(sorted(research_ids(rec)))
+    assert loner in profiles.rank(rec.text, held_out_doc=-1, participants=participants)[:3]
+    held_out = profiles.rank(rec.text, held_out_doc=row, participants=participants, depth=len(profiles.orgs))
+    assert held_out and loner not in held_out
