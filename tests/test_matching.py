@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SAMPLE
 from fastapi.testclient import TestClient
@@ -537,3 +538,27 @@ def test_profile_baseline_takes_the_held_out_project_out_of_its_participants_pro
     assert loner in profiles.rank(rec.text, held_out_doc=-1, participants=participants)[:3]
     held_out = profiles.rank(rec.text, held_out_doc=row, participants=participants, depth=len(profiles.orgs))
     assert held_out and loner not in held_out
+
+
+def test_profile_baseline_scores_equal_profiles_rebuilt_without_the_held_out_project(
+        match_engine, slice_projects) -> None:
+    """Subtracting a held-out project from its participants' profiles (counts, lengths, document frequencies,
+    profiles left empty) scores every organisation exactly as profiles built without that project do."""
+    from types import SimpleNamespace
+
+    from scimatch.evaluation.profile_bm25 import ProfileBM25
+
+    rec = next(r for r in slice_projects if r.text and len(research_ids(r)) >= 2)
+    row = match_engine.catalog.get(rec.id).rowid
+    rows = match_engine.catalog.execute("SELECT rowid, title, text, language FROM documents ORDER BY rowid")
+    without = SimpleNamespace(
+        catalog=SimpleNamespace(execute=lambda _sql: [r for r in rows if r[0] != row]),
+        graph=SimpleNamespace(orgs={k: dataclasses.replace(o, docs=o.docs - {row})
+                                    for k, o in match_engine.graph.orgs.items()}))
+    full, rebuilt = ProfileBM25(match_engine), ProfileBM25(without)
+    assert full.orgs == rebuilt.orgs
+    held_out = full.scores(rec.text, row, tuple(sorted(research_ids(rec))))
+    expected = rebuilt.scores(rec.text, -1, ())
+    assert np.isinf(held_out).sum() == np.isinf(expected).sum()
+    assert np.allclose(held_out, expected, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(full.scores(rec.text, -1, ()), expected)  # the project did count before

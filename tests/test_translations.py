@@ -61,3 +61,13 @@ def test_no_record_takes_the_place_of_a_close_match_inside_the_filter():
     assert pivot_candidates(leading, "ru", LANGUAGE.get, 5, bound, close) == ([], 0.90)
     assert pivot_candidates(leading, "ru", LANGUAGE.get, 5, 0.0, close) == ([], 0.90)
     assert pivot_candidates(leading, "ru", LANGUAGE.get, 5, 0.0, loose) == ([10], 0.90)
+
+
+def test_the_best_records_cosine_is_read_only_when_a_record_would_hand_its_place_on():
+    """Reading a cosine costs a catalog read per search: a list where no query-language record qualifies
+    must not pay it."""
+    def no_read(_doc: int) -> float:
+        raise AssertionError("cosine read although nothing qualified")
+
+    nothing_qualifies = [hit(1, 0.90), hit(10, 0.88), hit(2, 0.5)]
+    assert pivot_candidates(nothing_qualifies, "ru", LANGUAGE.get, 5, 0.0, no_read) == ([], 0.90)

@@ -204,7 +204,9 @@ def rank_candidates(
     scored = [(c, model.score(c.features)) for c in candidates]
     if region_mode == "only":
         scored = [(c, p) for c, p in scored if _in_region(c, region)]
-    key = (lambda cp: (not _in_region(cp[0], region), -cp[1])) if region_mode == "first" else (lambda cp: -cp[1])
+    # ties by organisation key, so equal confidences list in the same order on every run
+    key = ((lambda cp: (not _in_region(cp[0], region), -cp[1], cp[0].info.key)) if region_mode == "first"
+           else (lambda cp: (-cp[1], cp[0].info.key)))
     return sorted(scored, key=key)
 
 

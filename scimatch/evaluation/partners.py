@@ -122,7 +122,7 @@ def rank_keys(cands: list[Candidate], weights: dict[str, float], intercept: floa
     for c in cands:
         z = intercept + sum(w * c.features[f] for f, w in weights.items())
         scored.append((1.0 / (1.0 + np.exp(-z)), c.info.key))
-    scored.sort(key=lambda sk: -sk[0])
+    scored.sort(key=lambda sk: (-sk[0], sk[1]))  # ties by key: candidate order follows set iteration, which varies by run
     return [k for _, k in scored], [s for s, _ in scored]
 
 
@@ -164,7 +164,9 @@ def run_partners(
             PROFILE_BASELINE: metrics([profiles.rank(p.text, p.rowid, tuple(p.truth)) for p in test], truths)}
         for label, features in ABLATION:
             if len(features) == 1:  # a single text signal: rank by it directly, nothing to learn
-                keys = [[c.info.key for c in sorted(cs, key=lambda c: -c.features[features[0]])] for cs in test_cands]
+                signal = features[0]
+                keys = [[c.info.key for c in sorted(cs, key=lambda c: (-c.features[signal], c.info.key))]
+                        for cs in test_cands]
             else:
                 weights, intercept, _ = fit_weights(train_cands, train, features)
                 keys = [rank_keys(cs, weights, intercept)[0] for cs in test_cands]

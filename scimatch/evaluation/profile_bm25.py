@@ -1,11 +1,12 @@
 """The issue's reference baseline for partner matching: BM25 over one concatenated profile per organisation.
 
 Each research organisation becomes one long document (the texts of all its records, as the catalog holds
-them, analysed as the index analyses them); a held-out project is ranked against those profiles with every
-term of its text. The project is taken out of its participants' profiles (term counts, lengths, document
-frequencies), as it is from everything else in the evaluation. This is the "one blurred profile" the shipped
-matcher's per-document evidence replaces; it is measured beside the matcher, never used by it.
-Scoring: BM25 with k1 = 1.2, b = 0.75 and the Lucene idf, as tantivy scores the product's own index.
+them, analysed as the index analyses them); a held-out project is ranked against those profiles with each
+distinct term of its text, counted once. The project is taken out of its participants' profiles (term
+counts, lengths, document frequencies), as it is from everything else in the evaluation. This is the "one
+blurred profile" the shipped matcher's per-document evidence replaces; measured beside it, never used by it.
+Scoring: BM25 with k1 = 1.2, b = 0.75 and the Lucene idf, as tantivy scores the product's own index (with
+exact lengths, where tantivy rounds them).
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ class ProfileBM25:
         self.lengths = np.asarray(self.profiles.sum(axis=1)).ravel()
         self.doc_freq = np.asarray((self.profiles > 0).sum(axis=0)).ravel()
 
-    def rank(self, text: str, held_out_doc: int, participants: Sequence[str], depth: int = 100) -> list[str]:
-        """Organisation keys, best first, for ``text`` with document ``held_out_doc`` removed from the
-        profiles of ``participants`` (the project's organisations)."""
+    def scores(self, text: str, held_out_doc: int, participants: Sequence[str],
+               language: str | None = None) -> np.ndarray:
+        """BM25 of every profile (``self.orgs`` order) for ``text``, each distinct term counted once, with
+        document ``held_out_doc`` removed from the profiles of ``participants`` (the project's organisations);
+        -inf for a profile left empty."""
         vocabulary = self.vectorizer.vocabulary_
-        terms = sorted({vocabulary[t] for t in analyze(text) if t in vocabulary})
-        if not terms:
-            return []
+        terms = sorted({vocabulary[t] for t in analyze(text, language) if t in vocabulary})
         tf = self.profiles[:, terms].toarray()
         lengths = self.lengths.copy()
         rows = [self.org_row[k] for k in participants if k in self.org_row]
@@ -66,7 +67,13 @@ class ProfileBM25:
         n = int(alive.sum())
         idf = np.log(1.0 + (n - doc_freq + 0.5) / (doc_freq + 0.5))
         norm = K1 * (1.0 - B + B * np.maximum(lengths, 1.0) / (lengths[alive].sum() / max(n, 1)))
-        scores = (idf[None, :] * tf * (K1 + 1.0) / (tf + norm[:, None])).sum(axis=1)
-        scores[~alive] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:depth]
-        return [self.orgs[i] for i in top if scores[i] > 0]
+        result = (idf[None, :] * tf * (K1 + 1.0) / (tf + norm[:, None])).sum(axis=1)
+        result[~alive] = -np.inf
+        return result
+
+    def rank(self, text: str, held_out_doc: int, participants: Sequence[str], language: str | None = None,
+             depth: int | None = None) -> list[str]:
+        """Organisation keys with any score, best first (all of them unless ``depth``), as ``scores``."""
+        scores = self.scores(text, held_out_doc, participants, language)
+        order = [i for i in np.argsort(-scores, kind="stable") if scores[i] > 0]
+        return [self.orgs[i] for i in order[:depth]]
