@@ -164,10 +164,12 @@ class HybridSearcher:
         self, query: str, modes: Sequence[str], filters: Filters, limit: int,
         query_vectors: np.ndarray | None = None, lexical_query: str | None = None,
         language: str | None = None, pivots: bool = True, hubness: bool = True,
+        lexical_bound: float | None = None,
     ) -> tuple[dict[str, list[Fused]], dict[int, int]]:
         """Several modes from one pass over each side (evaluations score all modes per query).
         ``pivots``: allow translation pivots (engine/translations.py) where the filter calls for them;
-        ``hubness``: allow the hubness correction (engine/hubness.py) where the candidates span languages."""
+        ``hubness``: allow the hubness correction (engine/hubness.py) where the candidates span languages;
+        ``lexical_bound``: the query's BM25 upper bound when the caller has it already (it ignores filters)."""
         lexical: list[tuple[int, float]] = []
         vector: list[tuple[int, float]] = []
         floor = 0.0
@@ -185,7 +187,9 @@ class HybridSearcher:
                 lexical = self.lexical.search(query, limit, filters, language)
             share = self.settings.lexical_bound_share
             if "hybrid" in modes and share > 0 and lexical:
-                floor = share * self._lexical_bound(query, lexical_query, language)
+                if lexical_bound is None:
+                    lexical_bound = self._lexical_bound(query, lexical_query, language)
+                floor = share * lexical_bound
         if {"vector", "hybrid"} & set(modes):
             if query_vectors is None:
                 query_vectors = self.encode_query(query)[None, :]
@@ -230,21 +234,23 @@ class HybridSearcher:
         only used to find the pivots, so it goes without the hubness correction (engine/hubness.py): with
         it, XQuAD-R training questions lost 0.015 nDCG@10 at weight 0.5 here."""
         union = replace(filters, languages=(*filters.languages, language))
+        # one BM25 upper bound for both fusions' floors and the lexical rule (it does not depend on the filter)
+        bound = self._lexical_bound(query, lexical_query, language) if "hybrid" in modes else None
         lists, best_passage = self.ranked_modes(query, modes, union, limit, query_vectors, lexical_query, language,
-                                                pivots=False, hubness=False)
+                                                pivots=False, hubness=False, lexical_bound=bound)
         plain, plain_passage = self.ranked_modes(query, modes, filters, limit, query_vectors, lexical_query, language,
-                                                 pivots=False)
+                                                 pivots=False, lexical_bound=bound)
         best_passage = {**plain_passage, **best_passage}
         known = self._language_map()
         weighted = "hybrid" in modes and self.settings.fusion == "weighted"  # the lexical rule's scale (0-1 fused)
-        bound = self._lexical_bound(query, lexical_query, language) if weighted else 0.0
+        rule_bound = bound if weighted and bound is not None else 0.0
         target: np.ndarray | None = None
         source: np.ndarray | None = None
         for mode in ("vector", "hybrid"):
             if mode not in lists:
                 continue
             own, best_target = pivot_candidates(lists[mode], language, known.get, self.settings.translation_pivots,
-                                                bound if mode == "hybrid" else 0.0,
+                                                rule_bound if mode == "hybrid" else 0.0,
                                                 lambda doc: self.best_cosine(doc, query_vectors))
             pivots = [pivot for doc in own if (pivot := self._pivot(doc, query_vectors)) is not None]
             if pivots and target is None:
