@@ -24,7 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from scimatch.engine.engine import Engine
-from scimatch.engine.matching import FEATURES, MODEL_PATH, Candidate, candidate_features, feature_matrix
+from scimatch.engine.matching import (
+    FEATURES,
+    MODEL_PATH,
+    Candidate,
+    PartnerModel,
+    candidate_features,
+    feature_matrix,
+    rank_candidates,
+)
 from scimatch.engine.orggraph import RESEARCH_KINDS
 from scimatch.errors import InputError
 from scimatch.evaluation.profile_bm25 import ProfileBM25
@@ -117,13 +125,10 @@ def fit_weights(
     return dict(zip(features, model.coef_[0].tolist(), strict=True)), float(model.intercept_[0]), float(y.mean())
 
 
-def rank_keys(cands: list[Candidate], weights: dict[str, float], intercept: float) -> tuple[list[str], list[float]]:
-    scored = []
-    for c in cands:
-        z = intercept + sum(w * c.features[f] for f, w in weights.items())
-        scored.append((1.0 / (1.0 + np.exp(-z)), c.info.key))
-    scored.sort(key=lambda sk: (-sk[0], sk[1]))  # ties by key: candidate order follows set iteration, which varies by run
-    return [k for _, k in scored], [s for s, _ in scored]
+def rank_keys(cands: list[Candidate], model: PartnerModel) -> tuple[list[str], list[float]]:
+    """Organisation keys and confidences, ranked exactly as the product ranks them (``rank_candidates``)."""
+    ranked = rank_candidates(cands, model)
+    return [c.info.key for c, _ in ranked], [confidence for _, confidence in ranked]
 
 
 def calibration(probs: list[list[float]], keys: list[list[str]], truths: list[frozenset[str]]) -> dict[str, float]:
@@ -169,7 +174,7 @@ def run_partners(
                         for cs in test_cands]
             else:
                 weights, intercept, _ = fit_weights(train_cands, train, features)
-                keys = [rank_keys(cs, weights, intercept)[0] for cs in test_cands]
+                keys = [rank_keys(cs, PartnerModel(weights, intercept))[0] for cs in test_cands]
             table[label] = metrics(keys, truths)
         if fit:
             weights, intercept, base_rate = fit_weights(train_cands, train, FEATURES)
@@ -182,7 +187,7 @@ def run_partners(
             }, indent=2))
             engine.partners.model = type(engine.partners.model).load()
         model = engine.partners.model
-        ranked = [rank_keys(cs, model.weights, model.intercept) for cs in test_cands]
+        ranked = [rank_keys(cs, model) for cs in test_cands]
         shipped = metrics([k for k, _ in ranked], truths)
         return {
             "hybrid": shipped, "bm25": table["bm25 (text only)"], "vector": table["vector (text only)"],
