@@ -23,11 +23,12 @@ from scimatch.distributed.merge import GlobalKey, fuse_merged, merge_facets, mer
 from scimatch.distributed.messages import CandidateRequest, FetchRequest, ShardCandidates, ShardFetch, TermStats
 from scimatch.distributed.shard import ShardService
 from scimatch.engine.filters import Filters
-from scimatch.engine.fusion import Fused
+from scimatch.engine.fusion import Fused, without_language_bias
 from scimatch.engine.results import MODES, SearchResult
 from scimatch.errors import ScimatchError, UnknownChoiceError
 from scimatch.language import detect_query
-from scimatch.models import Encoder, load_encoder
+from scimatch.models import Encoder, get_spec, load_encoder
+from scimatch.models.centering import load_centering, search_corrections
 from scimatch.settings import Settings
 
 
@@ -69,6 +70,9 @@ class ShardRouter:
         self.shards = list(shards)
         self.encode_query = encode_query
         self.settings = settings
+        # the single engine's same-language bias (Engine does the same); hubness and pivots are not applied here
+        self.same_language_bias, _ = search_corrections(load_centering(get_spec(settings.model).name),
+                                                        settings.same_language_bias, settings.hubness_weight)
 
     # ---- fan-out -------------------------------------------------------------------------------
     def _submit(self, method: str, payloads: Mapping[int, object], failed: dict[int, str]) -> dict[int, PendingCall]:
@@ -128,6 +132,8 @@ class ShardRouter:
         limit = self.settings.candidates
         lexical = merge_side({i: c.lexical for i, c in candidates.items()}, limit)
         vector = merge_side({i: [(r, s) for r, s, _ in c.vector] for i, c in candidates.items()}, limit)
+        same = frozenset((i, r) for i, c in candidates.items() for r in c.same_language)
+        vector = without_language_bias(vector, same, self.same_language_bias)
         best: dict[GlobalKey, int] = {(i, r): seq for i, c in candidates.items() for r, _, seq in c.vector}
         other = frozenset((i, r) for i, c in candidates.items() for r in c.other_language)
         floor = bound_share * global_bound(idf, terms) if idf is not None and bound_share > 0 and lexical else 0.0

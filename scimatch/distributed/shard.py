@@ -55,8 +55,10 @@ class ShardService:
             if request.mode in ("vector", "hybrid") and request.query_vectors is not None:
                 vector = self.engine.searcher.vector_docs(request.query_vectors, request.limit, request.filters)
             # what fusion must know and only the shard's catalog can tell (HybridSearcher.ranked_modes does the same)
-            other = self.engine.searcher._other_language([r for r, _, _ in vector], request.language)
-        return ShardCandidates(lexical, vector, sorted(other))
+            keys = [r for r, _, _ in vector]
+            other = self.engine.searcher._other_language(keys, request.language)
+            same = self.engine.searcher._same_language(keys, request.language)
+        return ShardCandidates(lexical, vector, sorted(other), sorted(same))
 
     def fetch(self, request: FetchRequest) -> ShardFetch:
         """Hits for this shard's part of the page (fused scores kept) and facet counts over its part of the pool."""

@@ -32,7 +32,7 @@ from scimatch.engine.vector import FaissIndex, VectorConfig
 from scimatch.errors import NotFoundError
 from scimatch.language import detect as detect_language
 from scimatch.models import Encoder, get_spec, load_encoder
-from scimatch.models.centering import load_centering
+from scimatch.models.centering import load_centering, search_corrections
 from scimatch.records import Proposal, Record
 from scimatch.settings import Settings
 
@@ -59,12 +59,7 @@ class Engine:
             VectorConfig(self.spec.dim, self.settings.ann_threshold, self.settings.hnsw_m,
                          self.settings.hnsw_ef_search, self.settings.hnsw_ef_construction),
         )
-        bias = self.settings.same_language_bias
-        if bias is None:
-            bias = centering.same_language_bias if centering else 0.0
-        hubness = self.settings.hubness_weight
-        if hubness is None:
-            hubness = centering.hubness_weight if centering else 0.0
+        bias, hubness = search_corrections(centering, self.settings.same_language_bias, self.settings.hubness_weight)
         self.searcher = HybridSearcher(self.catalog, self.lexical, self.vector, self._encode_query,
                                        self.settings, bias, crosslingual=centering is not None, hubness_weight=hubness)
         self._seen_generation = -1

@@ -16,10 +16,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Collection, Hashable, Sequence
+from typing import NamedTuple, TypeVar
 
 FUSIONS = ("rrf", "weighted")
+K = TypeVar("K", bound=Hashable)  # a document key: a rowid, or (shard, rowid) in a sharded search
 
 
 class Fused(NamedTuple):
@@ -79,6 +80,18 @@ def fuse(
         fused.append(Fused(key, score, lr, ls, vr, vs))
     fused.sort(key=lambda f: (-f.score, f.key))
     return fused
+
+
+def without_language_bias(vector: Sequence[tuple[K, float]], same_language: Collection[K],
+                          bias: float) -> list[tuple[K, float]]:
+    """Lower the documents written in the query's language (``same_language``) by ``bias`` (a cosine amount,
+    what centering leaves of the model's same-language offset, models/centering.py) and re-sort, so a
+    translation is not ranked below a merely related text for being in another language. A list in one
+    language keeps its order: the shift would change nothing."""
+    same = {key for key, _ in vector if key in same_language}
+    if not bias or not same or len(same) == len(vector):
+        return list(vector)
+    return sorted(((key, score - bias if key in same else score) for key, score in vector), key=lambda kv: -kv[1])
 
 
 def single(hits: Sequence[tuple[int, float]], side: str) -> list[Fused]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from scimatch.engine.catalog import Catalog
 from scimatch.engine.filters import Filters
-from scimatch.engine.fusion import Fused, fuse, single
+from scimatch.engine.fusion import Fused, fuse, single, without_language_bias
 from scimatch.engine.hubness import RERANKED, correct
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.results import MODES, Hit, ScoreBreakdown, SearchResult
@@ -72,12 +72,13 @@ class HybridSearcher:
         translation is not ranked below a merely related text for being in another language."""
         if not self.same_language_bias or language is None or not vector:
             return vector
+        return without_language_bias(vector, self._same_language([k for k, _ in vector], language),
+                                     self.same_language_bias)
+
+    def _same_language(self, keys: Sequence[int], language: str | None) -> frozenset[int]:
+        """Documents known to be written in the query's language."""
         known = self._language_map()
-        same = {k for k, _ in vector if known.get(k) == language}
-        if not same or len(same) == len(vector):  # one language among the hits: a shift that changes nothing
-            return vector
-        shifted = [(k, s - self.same_language_bias if k in same else s) for k, s in vector]
-        return sorted(shifted, key=lambda kv: -kv[1])
+        return frozenset(k for k in keys if language is not None and known.get(k) == language)
 
     def _dehub(self, vector: list[tuple[int, float]], pid_of: dict[int, int],
                language: str | None) -> list[tuple[int, float]]:

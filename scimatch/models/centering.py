@@ -77,6 +77,14 @@ def save_search_correction(model: str, name: str, value: float, provenance: str,
     return path
 
 
+def search_corrections(centering: Centering | None, bias: float | None = None,
+                       hubness: float | None = None) -> tuple[float, float]:
+    """(same-language bias, hubness weight): the configured values where set (``SCIMATCH_SAME_LANGUAGE_BIAS``,
+    ``SCIMATCH_HUBNESS_WEIGHT``), else those fitted beside the model's means, else none."""
+    fitted_bias, fitted_hubness = (centering.same_language_bias, centering.hubness_weight) if centering else (0.0, 0.0)
+    return (fitted_bias if bias is None else bias, fitted_hubness if hubness is None else hubness)
+
+
 def load_centering(model: str) -> Centering | None:
     """The model's shipped means, or None where none were fitted (vectors are then used as encoded)."""
     path = centroid_path(model)
