@@ -562,3 +562,13 @@ def test_profile_baseline_scores_equal_profiles_rebuilt_without_the_held_out_pro
     assert np.isinf(held_out).sum() == np.isinf(expected).sum()
     assert np.allclose(held_out, expected, rtol=1e-9, atol=1e-12)
     assert not np.allclose(full.scores(rec.text, -1, ()), expected)  # the project did count before
+
+
+def test_a_need_unlike_every_indexed_project_gets_no_strong_match(match_engine, scifact_records, held_out_result):
+    """At the shipped cut-off (no threshold patched): a real SciFact abstract on imaging newborns' brains
+    fits no EU consortium of the slice and gets the explicit answer, while a real project objective does not."""
+    newborn_imaging = next(r for r in scifact_records if r.id == "4983")
+    result = match_engine.match_partners(PartnerQuery(newborn_imaging.text))
+    assert result.no_strong_match and result.matches == [] and result.message
+    assert result.candidates > 0  # organisations were considered and judged too unlikely, not missing
+    assert held_out_result.matches and not held_out_result.no_strong_match
