@@ -88,3 +88,20 @@ def test_sharded_vector_search_takes_the_same_language_bias_off_as_the_single_en
     finally:
         single.searcher.same_language_bias = bias
     assert sum(u != ranking(sharded.search(q, mode="vector")) for q, u in zip(queries, unbiased, strict=True)) >= 5
+
+
+def test_english_queries_get_the_same_language_bias_too(engines, parallel_rows):
+    """A plain Latin-script query is English to a cross-lingual model, in the single engine and the router
+    alike: its English records are lowered by the bias as a Russian query's Russian ones are (an English-only
+    model skips detecting such queries; here that would leave them uncorrected)."""
+    single, sharded = engines
+    queries = [r["en"].lower() for r in parallel_rows[QUERIES]]  # lower-case, as typed: no capital I to go by
+    biased = [ranking(single.search(query, mode="vector")) for query in queries]
+    for query, expected in zip(queries, biased, strict=True):
+        assert ranking(sharded.search(query, mode="vector")) == expected, query
+    bias, single.searcher.same_language_bias = single.searcher.same_language_bias, 0.0
+    try:
+        unbiased = [ranking(single.search(query, mode="vector")) for query in queries]
+    finally:
+        single.searcher.same_language_bias = bias
+    assert sum(u != b for u, b in zip(unbiased, biased, strict=True)) >= 3

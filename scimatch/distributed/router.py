@@ -71,8 +71,9 @@ class ShardRouter:
         self.encode_query = encode_query
         self.settings = settings
         # the single engine's same-language bias (Engine does the same); hubness and pivots are not applied here
-        self.same_language_bias, _ = search_corrections(load_centering(get_spec(settings.model).name),
-                                                        settings.same_language_bias, settings.hubness_weight)
+        centering = load_centering(get_spec(settings.model).name)
+        self.same_language_bias, _ = search_corrections(centering, settings.same_language_bias, settings.hubness_weight)
+        self.crosslingual = centering is not None  # as Engine: a cross-lingual model needs every query's language
 
     # ---- fan-out -------------------------------------------------------------------------------
     def _submit(self, method: str, payloads: Mapping[int, object], failed: dict[int, str]) -> dict[int, PendingCall]:
@@ -110,7 +111,8 @@ class ShardRouter:
         lexical_side = mode in ("bm25", "hybrid")
 
         # phase 0 (BM25 only): term statistics for global idf; the query is embedded meanwhile
-        language = detect_query(query)  # once, as the single engine does; shards analyse the query with it
+        # once, as the single engine does; shards analyse the query with it
+        language = detect_query(query, every_script=self.crosslingual)
         pending_stats = {}
         bound_share = self.settings.lexical_bound_share if mode == "hybrid" else 0.0
         terms: list[str] = []

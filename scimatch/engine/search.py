@@ -76,9 +76,12 @@ class HybridSearcher:
                                      self.same_language_bias)
 
     def _same_language(self, keys: Sequence[int], language: str | None) -> frozenset[int]:
-        """Documents known to be written in the query's language."""
+        """Documents written in the query's language, or in none known (as ``_other_language`` and the hubness
+        correction count them): the bias must not lift a record only because its language could not be told."""
+        if language is None:
+            return frozenset()
         known = self._language_map()
-        return frozenset(k for k in keys if language is not None and known.get(k) == language)
+        return frozenset(k for k in keys if known.get(k, language) == language)
 
     def _dehub(self, vector: list[tuple[int, float]], pid_of: dict[int, int],
                language: str | None) -> list[tuple[int, float]]:
@@ -176,7 +179,7 @@ class HybridSearcher:
         floor = 0.0
         best_passage: dict[int, int] = {}
         if language is None and lexical_query is None:
-            language = detect_query(query)
+            language = detect_query(query, every_script=self.crosslingual)
         if pivots and {"vector", "hybrid"} & set(modes) and self._pivots_apply(filters, language):
             if query_vectors is None:
                 query_vectors = self.encode_query(query)[None, :]
