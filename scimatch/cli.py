@@ -18,6 +18,7 @@ from scimatch.cli_common import (
     JsonOpt,
     console,
     fail,
+    known_choices,
     open_engine,
     print_result,
     settings_for,
@@ -56,14 +57,17 @@ def index(
     from scimatch.indexer.pipeline import index_paths
     from scimatch.indexer.readers.csv_reader import load_mapping
 
-    csv_mapping = load_mapping(mapping) if mapping else None
+    try:
+        csv_mapping = load_mapping(mapping) if mapping else None
+    except (ValueError, ScimatchError) as exc:
+        fail(f"--map: {exc}")
     if ray:
         from scimatch.distributed.commands import index_ray
 
         index_ray(paths, settings_for(home, ray_address=ray_address, shard_count=shards, index_batch_size=batch_size),
                   fmt, csv_mapping)
         return
-    with open_engine(home) as engine, Progress(
+    with open_engine(home, create=True) as engine, Progress(
         TextColumn("[bold]indexing"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
         console=console, transient=False, disable=not sys.stderr.isatty(),
     ) as bar:
@@ -105,12 +109,14 @@ def search(
 ) -> None:
     """Search the index (hybrid by default) and show hits with their score breakdown."""
     from scimatch.engine.filters import Filters
+    from scimatch.records import OrgKind, RecordKind
 
     if not query.strip():
         fail("the query is blank")
     if year_min is not None and year_max is not None and year_min > year_max:
         fail(f"--year-min {year_min} is after --year-max {year_max}")
-    filters = Filters(tuple(kind or ()), tuple(language or ()), tuple(org_kind or ()), tuple(region or ()),
+    filters = Filters(known_choices(kind, RecordKind, "--kind"), tuple(language or ()),
+                      known_choices(org_kind, OrgKind, "--org-kind"), tuple(region or ()),
                       tuple(funder or ()), year_min, year_max)
     with open_engine(home) as engine:
         try:
@@ -236,7 +242,7 @@ def demo(
     from scimatch.indexer.pipeline import index_paths
 
     paths = [SAMPLE_DIR / "cordis", SAMPLE_DIR / "pdfs"]
-    with open_engine(home) as engine:
+    with open_engine(home, create=True) as engine:
         console.print(f"indexing the bundled sample into {home} (first run embeds ~1,500 records; later runs skip them)")
         summary = index_paths(engine, paths)
         console.print(f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,13 +34,46 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def open_engine(home: Path | None, **overrides: object):
-    from scimatch.engine.engine import Engine
+def open_engine(home: Path | None, create: bool = False, **overrides: object):
+    """The engine over ``home``. Only commands that add records ``create`` an index: a mistyped --home
+    must not leave an empty index behind and answer every search with nothing."""
+    from scimatch.engine.engine import CATALOG_FILE, Engine
 
+    settings = settings_for(home, **overrides)
+    if not create and not (settings.home / CATALOG_FILE).exists():
+        fail(f"no index at {settings.home}: build one with `scimatch index` (or `scimatch demo`), or pass --home")
     try:
-        return Engine(settings_for(home, **overrides))
+        return Engine(settings)
     except ScimatchError as exc:
         fail(str(exc))
+
+
+def known_choices(values: list[str] | None, allowed: type[StrEnum], option: str) -> tuple[str, ...]:
+    """The option's values, or exit naming the first unknown one and the valid ones (as the API's 422 does)."""
+    valid = [member.value for member in allowed]
+    for value in values or ():
+        if value not in valid:
+            fail(f"{option}: unknown value {value!r}; valid: {', '.join(valid)}")
+    return tuple(values or ())
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a report file, or exit with a one-line error naming it."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def check_writable(*paths: Path | None) -> None:
+    """Refuse an output path that cannot be written before any work is done for it."""
+    for path in paths:
+        if path is None:
+            continue
+        if path.is_dir():
+            fail(f"cannot write {path}: it is a folder")
+        if not path.parent.is_dir():
+            fail(f"cannot write {path}: no folder {path.parent}")
 
 
 def print_result(result, as_json: bool) -> None:

@@ -17,7 +17,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from scimatch.cli_common import HomeOpt, JsonOpt, console, fail, open_engine, settings_for
+from scimatch.cli_common import (
+    HomeOpt,
+    JsonOpt,
+    check_writable,
+    console,
+    fail,
+    open_engine,
+    settings_for,
+    write_output,
+)
 from scimatch.errors import ScimatchError
 
 duplicates_app = typer.Typer(help="Duplicate and overlapping proposals.", no_args_is_help=True)
@@ -101,6 +110,7 @@ def scan(
     as_json: JsonOpt = False,
 ) -> None:
     """All proposals of a call against each other, earlier calls and the catalog; clusters of overlaps."""
+    check_writable(json_out, csv_out)
     with open_engine(home) as engine, Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
                                                TimeRemainingColumn(), console=console, disable=as_json) as bar:
         task = bar.add_task("scan", total=None)
@@ -110,9 +120,9 @@ def scan(
             fail(str(exc))
         engine.audit.record(_actor(), "cli", "duplicates.scan", call, pairs=len(report.pairs))
     if json_out:
-        json_out.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2, default=str))
+        write_output(json_out, json.dumps(asdict(report), ensure_ascii=False, indent=2, default=str))
     if csv_out:
-        csv_out.write_text(report.to_csv())
+        write_output(csv_out, report.to_csv())
     if as_json:
         print(json.dumps(asdict(report), ensure_ascii=False, indent=2, default=str))
         return

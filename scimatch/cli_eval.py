@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scimatch.cli_common import SAMPLE_DIR, HomeOpt, JsonOpt, console, fail, settings_for
+from scimatch.cli_common import SAMPLE_DIR, HomeOpt, JsonOpt, check_writable, console, fail, settings_for, write_output
 from scimatch.errors import ScimatchError
 from scimatch.settings import Settings
 
@@ -95,6 +95,7 @@ def eval_crosslingual(
     as_json: JsonOpt = False,
 ) -> None:
     """Cross-lingual recall@1/@10 and MRR per direction (kk, ru, en), and nDCG@10 on KazQAD and XQuAD-R."""
+    check_writable(save)
     from scimatch.evaluation import crosslingual
     from scimatch.evaluation.crosslingual import DIRECTIONS, run_crosslingual
 
@@ -120,7 +121,7 @@ def eval_crosslingual(
     except ScimatchError as exc:
         fail(str(exc))
     if save:
-        save.write_text(json.dumps(result, indent=2) + "\n")
+        write_output(save, json.dumps(result, indent=2) + "\n")
     if as_json:
         chosen = result.get("multilingual") or result[models[-1]]
         out = {f"{s}->{t}": chosen[f"{s}->{t}"]["pool/hybrid"] for s, t in DIRECTIONS}
@@ -157,6 +158,7 @@ def eval_duplicates(
     as_json: JsonOpt = False,
 ) -> None:
     """Precision and recall of the duplicate check on verbatim, partial, shuffled and reworded copies."""
+    check_writable(save)
     from rich.progress import Progress
 
     from scimatch.evaluation.duplicates import KINDS, run_duplicates
@@ -180,7 +182,7 @@ def eval_duplicates(
         except ScimatchError as exc:
             fail(str(exc))
     if save:
-        save.write_text(json.dumps(result, indent=2) + "\n")
+        write_output(save, json.dumps(result, indent=2) + "\n")
     if as_json:
         print(json.dumps({k: result[k] for k in (*KINDS, "negatives")}))
         return

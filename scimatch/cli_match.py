@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from scimatch.cli_common import HomeOpt, JsonOpt, fail, open_engine, print_matches, read_need
+from scimatch.cli_common import HomeOpt, JsonOpt, fail, known_choices, open_engine, print_matches, read_need
 from scimatch.errors import ScimatchError
 
 match_app = typer.Typer(help="Matching: research partners, enterprises, experts.", no_args_is_help=True)
@@ -30,9 +30,11 @@ def match_partners(
     """Research organisations for an enterprise's need, with evidence and calibrated confidence."""
     from scimatch.engine.orggraph import RESEARCH_KINDS
     from scimatch.engine.partners import PartnerQuery
+    from scimatch.records import OrgKind
 
     need = read_need(text, pdf)
-    query = PartnerQuery(need, tuple(asker or ()), tuple(kind or RESEARCH_KINDS), region, region_mode, limit)
+    query = PartnerQuery(need, tuple(asker or ()), known_choices(kind, OrgKind, "--kind") or RESEARCH_KINDS,
+                         region, region_mode, limit)
     with open_engine(home) as engine:
         try:
             result = engine.match_partners(query)

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scimatch.cli_common import HomeOpt, open_engine
+from scimatch.cli_common import HomeOpt, check_writable, open_engine, write_output
 from scimatch.engine.regions import DEFINITIONS, LEVELS, RegionRow, region_indicators, to_csv
 
 FORMATS = ("table", "json", "csv")
@@ -61,6 +61,7 @@ def regions_command(
         raise typer.BadParameter("a two-letter code such as KZ", param_hint="--country")
     if output is not None and fmt == "table":
         raise typer.BadParameter("--output needs --format json or csv", param_hint="--output")
+    check_writable(output)
 
     with open_engine(home) as engine:
         rows = region_indicators(engine.catalog, country=country, top_topics=top_topics, level=level)
@@ -76,5 +77,5 @@ def regions_command(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)
         Console(stderr=True).print(f"wrote {len(rows)} rows to {output}")

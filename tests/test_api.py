@@ -278,3 +278,9 @@ def test_openapi_and_docs(client):
         assert path in paths
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # served offline: the page's script and style come from the service itself, not a CDN
+    assert "cdn." not in docs.text and "://" not in docs.text.split("<script>")[0]
+    for asset in ("/docs-static/swagger-ui-bundle.js", "/docs-static/swagger-ui.css"):
+        assert asset in docs.text
+        loaded = client.get(asset)
+        assert loaded.status_code == 200 and len(loaded.content) > 100_000, asset

@@ -87,6 +87,8 @@ def test_search_table(tiny):
     (["--mode", "fuzzy"], "mode"),
     (["--size", "0"], "size"),
     (["--year-min", "2020", "--year-max", "2010"], "year"),
+    (["--kind", "spaceship"], "spaceship"),
+    (["--org-kind", "alien"], "research_institute"),
 ])
 def test_bad_search_options_fail_with_a_message(tiny, args, fragment):
     _, home, _ = tiny
@@ -177,10 +179,41 @@ def test_mismatching_index_is_refused_with_a_message(tiny, tmp_path):
         (["match", "partners"], "exactly one"),
     ],
 )
-def test_match_commands_reject_bad_input(tmp_path, args, message) -> None:
-    result = CliRunner().invoke(app, [*args, "--home", str(tmp_path / "home")])
+def test_match_commands_reject_bad_input(tiny, args, message) -> None:
+    result = CliRunner().invoke(app, [*args, "--home", str(tiny[1])])
     assert result.exit_code != 0
     assert message in result.output
+
+
+@pytest.mark.parametrize("args", [["search", "autophagy"], ["stats"], ["match", "partners", "autophagy"],
+                                  ["similar", "--text", "autophagy"]])
+def test_reading_commands_refuse_a_folder_without_an_index_and_leave_it_alone(tmp_path, args) -> None:
+    """A mistyped --home is named; no empty index is left there to answer later searches with nothing."""
+    home = tmp_path / "typo"
+    result = CliRunner().invoke(app, [*args, "--home", str(home)])
+    assert result.exit_code == 1 and "no index at" in result.output and "typo" in result.output
+    assert not home.exists()
+
+
+def test_outputs_that_cannot_be_written_fail_before_the_work_with_a_message(tiny, tmp_path) -> None:
+    home = str(tiny[1])
+    for args in (["stats", "regions", "--format", "csv", "-o", str(tmp_path / "no" / "x.csv")],
+                 ["stats", "regions", "--format", "json", "-o", str(tmp_path)],
+                 ["duplicates", "scan", "ANY", "--csv-out", str(tmp_path / "no" / "x.csv")]):
+        result = CliRunner().invoke(app, [*args, "--home", home])
+        assert result.exit_code == 1 and "cannot write" in result.output, (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+def test_bad_csv_mapping_and_empty_similar_text_fail_with_a_message(tiny, tmp_path) -> None:
+    source = tmp_path / "t.csv"
+    source.write_text("id,abstract\nx1,Autophagy in yeast\n", encoding="utf-8")
+    for mapping, fragment in (("bogus", "FIELD=COLUMN"), ("=abstract", "--map"), ("foo=abstract", "foo")):
+        result = CliRunner().invoke(app, ["index", str(source), "--map", mapping, "--home", str(tmp_path / "h")])
+        assert result.exit_code == 1 and fragment in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    result = CliRunner().invoke(app, ["similar", "--text", " ", "--home", str(tiny[1])])
+    assert result.exit_code == 1 and "empty" in result.output
 
 
 def test_eval_commands_name_a_missing_folder(tmp_path) -> None:

@@ -281,6 +281,14 @@ def test_unknown_region_mode_is_rejected(match_engine, held_out, client):
     assert "region_mode" in detail_of(response)
 
 
+@pytest.mark.parametrize("field", ["kind", "regionmode"])
+def test_a_misspelt_option_is_an_error_not_a_silent_default(held_out, client, field):
+    """``kind`` for ``kinds`` would otherwise rank research organisations when enterprises were asked for."""
+    response = client.post("/match/partners", json={"text": held_out.text, field: ["enterprise"]})
+    assert response.status_code == 422
+    assert field in detail_of(response)
+
+
 def test_kinds_option_returns_only_enterprises(match_engine, held_out, held_out_row):
     result = match_engine.match_partners(held_out_query(held_out, held_out_row, kinds=("enterprise",)))
     assert result.matches

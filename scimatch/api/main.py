@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from scimatch.api.docs import add_offline_docs
 from scimatch.api.ratelimit import RequestLimits
 from scimatch.api.routes import documents, match, proposals, regions, search, system, web
 from scimatch.engine.engine import Engine
@@ -30,8 +31,9 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         finally:
             engine.close()
 
-    app = FastAPI(title="scimatch", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="scimatch", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Hybrid search and matching over publications, projects, grants and organizations.")
+    add_offline_docs(app)
     for module in (match, regions, search, documents, proposals, system, web):
         app.include_router(module.router)
     app.add_middleware(RequestLimits, settings=settings)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RequestBody(BaseModel):
+    """A request body refuses fields it does not know: a misspelt option (``kind`` for ``kinds``) must be
+    an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class BreakdownOut(BaseModel):
@@ -57,6 +64,6 @@ class HealthOut(BaseModel):
     documents: int
 
 
-class SimilarTextIn(BaseModel):
+class SimilarTextIn(RequestBody):
     text: str = Field(min_length=1, description="Pasted text, up to ~15k words are used.")
     size: int = Field(default=10, ge=1, le=100)

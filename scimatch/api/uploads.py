@@ -41,7 +41,8 @@ async def body_or_pdf(request: Request, max_bytes: int) -> dict:
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=20, max_part_size=max_bytes)
         data: dict = {k: v for k, v in form.multi_items() if isinstance(v, str) and k not in ("asker", "kinds")}
-        data["asker"] = [v for v in form.getlist("asker") if isinstance(v, str)]
+        if form.getlist("asker"):
+            data["asker"] = [v for v in form.getlist("asker") if isinstance(v, str)]
         if form.getlist("kinds"):
             data["kinds"] = [v for v in form.getlist("kinds") if isinstance(v, str)]
         upload = form.get("file")

@@ -29,7 +29,7 @@ from scimatch.engine.results import IndexSummary, SearchResult
 from scimatch.engine.scan import Progress, ScanReport, scan_call
 from scimatch.engine.search import HybridSearcher
 from scimatch.engine.vector import FaissIndex, VectorConfig
-from scimatch.errors import NotFoundError
+from scimatch.errors import InputError, NotFoundError
 from scimatch.language import detect as detect_language
 from scimatch.models import Encoder, get_spec, load_encoder
 from scimatch.models.centering import load_centering, search_corrections
@@ -38,6 +38,8 @@ from scimatch.settings import Settings
 
 PASSAGE_RULE_VERSION = 2  # 2: texts up to twice the passage length stay whole
 
+
+CATALOG_FILE = "catalog.sqlite"  # an index folder holds one; its presence says an index is there
 
 class Engine:
     """Open an index folder; upsert, delete, search, find similar. Use as a context manager."""
@@ -52,7 +54,7 @@ class Engine:
                                              "dim": self.spec.dim, "centering": centering.version if centering else None}
         self._encoder = encoder
         check_manifest(self.home, self._identity, self.passage_rule())
-        self.catalog = Catalog(self.home / "catalog.sqlite")
+        self.catalog = Catalog(self.home / CATALOG_FILE)
         self.lexical = TantivyIndex(self.home / "lexical")
         self.vector = FaissIndex(
             self.home / "vectors.faiss",
@@ -260,8 +262,10 @@ class Engine:
 
     def similar_to_text(self, text: str, limit: int = 10, filters: Filters | None = None) -> SearchResult:
         """Related work for pasted text or a PDF's text (long texts: passages aggregated)."""
-        self._sync_reader()
         words = text.split()[: self.settings.max_similar_words]
+        if not words:  # an empty text would be "similar" to whatever the model places near nothing
+            raise InputError("text", "is empty: give the text to find related work for")
+        self._sync_reader()
         passages = split_passages(" ".join(words), self.settings.passage_words, self.settings.passage_overlap)
         vectors = self.encoder.encode_passages(passages)
         return self._similar(" ".join(words), vectors, limit, filters or Filters())

@@ -6,10 +6,11 @@ from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from scimatch.api.deps import EngineDep, SettingsDep
+from scimatch.api.schemas import RequestBody
 from scimatch.api.uploads import ERRORS, body_or_pdf, validated
 from scimatch.engine.orggraph import RESEARCH_KINDS
 from scimatch.engine.partners import PartnerQuery
@@ -18,7 +19,7 @@ from scimatch.records import OrgKind
 router = APIRouter(tags=["match"], responses=ERRORS)
 
 
-class PartnersIn(BaseModel):
+class PartnersIn(RequestBody):
     text: str = Field(min_length=1, description="The enterprise's need statement.")
     asker: list[str] = Field(default_factory=list, max_length=20, description="Asking organisation ids or exact names.")
     kinds: list[OrgKind] = Field(default_factory=lambda: [OrgKind(k) for k in RESEARCH_KINDS], min_length=1)
@@ -27,7 +28,7 @@ class PartnersIn(BaseModel):
     limit: int = Field(default=10, ge=1, le=100)
 
 
-class RelatedIn(BaseModel):
+class RelatedIn(RequestBody):
     text: str = Field(min_length=1)
     size: int = Field(default=10, ge=1, le=100)
 
@@ -53,14 +54,14 @@ async def match_partners(request: Request, engine: EngineDep, settings: Settings
     return asdict(await run_in_threadpool(engine.match_partners, query))  # never block the event loop
 
 
-class EnterprisesIn(BaseModel):
+class EnterprisesIn(RequestBody):
     organization: str = Field(min_length=1, max_length=300, description="Research organisation id or exact name.")
     region: str | None = Field(default=None, max_length=64)
     region_mode: Literal["any", "first", "only"] = "any"
     limit: int = Field(default=10, ge=1, le=100)
 
 
-class ExpertsIn(BaseModel):
+class ExpertsIn(RequestBody):
     text: str = Field(min_length=1, description="A topic or a text.")
     limit: int = Field(default=10, ge=1, le=100)
 

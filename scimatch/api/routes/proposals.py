@@ -13,9 +13,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from scimatch.api.deps import Admin, EngineDep, Officer, SettingsDep
+from scimatch.api.schemas import RequestBody
 from scimatch.api.uploads import ERRORS, body_or_pdf, validated
 from scimatch.records import Proposal, parse_record
 
@@ -23,7 +24,7 @@ router = APIRouter(tags=["proposals"], responses=ERRORS)
 MAX_PROPOSALS_PER_REQUEST = 500
 
 
-class CheckIn(BaseModel):
+class CheckIn(RequestBody):
     text: str | None = Field(default=None, description="Proposal text (or upload a PDF as `file`).")
     proposal_id: str | None = Field(default=None, max_length=256, description="Check a stored proposal instead.")
     title: str | None = Field(default=None, max_length=1000)
@@ -33,7 +34,7 @@ class CheckIn(BaseModel):
     limit: int = Field(default=10, ge=1, le=50)
 
 
-class ScanIn(BaseModel):
+class ScanIn(RequestBody):
     call: str = Field(min_length=1, max_length=256)
     format: Literal["json", "csv"] = "json"
 
