@@ -3,15 +3,20 @@ query-language records may hand their place on, and where their translations lan
 
 from __future__ import annotations
 
+import numpy as np
+
 from scimatch.engine.fusion import Fused
 from scimatch.engine.translations import (
     CLOSE_MATCH,
     LEXICAL_SHARE,
     PIVOT_LEAD,
     Link,
+    Pivot,
+    link_translations,
     pivot_candidates,
     through_translations,
 )
+from scimatch.engine.vector import FaissIndex, VectorConfig
 
 LANGUAGE = {1: "en", 2: "en", 3: "en", 10: "ru", 11: "ru"}  # 1-3 inside the filter, 10-11 in the query's language
 
@@ -71,3 +76,28 @@ def test_the_best_records_cosine_is_read_only_when_a_record_would_hand_its_place
 
     nothing_qualifies = [hit(1, 0.90), hit(10, 0.88), hit(2, 0.5)]
     assert pivot_candidates(nothing_qualifies, "ru", LANGUAGE.get, 5, 0.0, no_read) == ([], 0.90)
+
+
+def test_a_weak_pair_among_unrelated_records_is_not_a_translation(tmp_path):
+    """Mutual nearest neighbours at cosine 0.1, every other neighbour pointing away (cosines -0.2 to -1):
+    the margin criterion needs a positive neighbourhood to compare with, so no link; a real translation at
+    0.9 among neighbours at 0.3 is linked."""
+    axes = np.eye(8, dtype=np.float32)
+
+    def unit(*parts: tuple[float, int]) -> np.ndarray:
+        vector = sum(weight * axes[axis] for weight, axis in parts)
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+    def linked(pivot_cosine: float, others: tuple[float, float, float], tmp: str) -> list[Link]:
+        query = axes[0]
+        targets = [unit((c, 0), (float(np.sqrt(1 - c * c)), axis)) for c, axis in
+                   zip((pivot_cosine, *others), (1, 2, 3, 4), strict=True)]
+        sources = [query, -axes[1], unit((-1, 1), (1, 5)), unit((-1, 1), (1, 6))]
+        index = FaissIndex(tmp_path / tmp / "v.faiss", VectorConfig(dim=8, ann_threshold=10_000))
+        vectors = {pid: v for pid, v in zip((1, 2, 3, 4, 100, 101, 102, 103), targets + sources, strict=True)}
+        index.upsert(np.array(list(vectors), dtype=np.int64), np.stack(list(vectors.values())))
+        return link_translations([Pivot(doc=100, passage=query)], index, np.array([1, 2, 3, 4]),
+                                 np.array([100, 101, 102, 103]), lambda pid: (pid, 0, vectors[pid]))
+
+    assert linked(0.1, (-0.2, -0.3, -0.4), "weak") == []
+    assert linked(0.9, (0.3, 0.3, 0.3), "real") == [Link(100, 1, 0)]

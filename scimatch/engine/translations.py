@@ -94,8 +94,10 @@ def link_translations(
         back = locate(int(back_pids[0])) if len(back_pids) == NEIGHBOURS else None
         if back is None or back[0] != pivot.doc:
             continue
-        margin = float(forward[0]) / max((float(forward.mean()) + float(backward.mean())) / 2, 1e-6)
-        if margin >= MIN_MARGIN:
+        neighbourhood = (float(forward.mean()) + float(backward.mean())) / 2
+        # the ratio means "stands out" only over a positive neighbourhood; a weak pair among records that all
+        # point away from it (a small filter of unrelated texts) would otherwise get a huge margin
+        if neighbourhood > 0 and float(forward[0]) / neighbourhood >= MIN_MARGIN:
             links.append(Link(pivot.doc, doc, seq))
     return links
 
