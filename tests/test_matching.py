@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from scimatch.api.main import create_app
 from scimatch.cli import app as cli_app
 from scimatch.engine.engine import Engine
-from scimatch.engine.matching import FEATURES, MatchResult
+from scimatch.engine.matching import FEATURES, MatchResult, named_features, need_terms
 from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph
 from scimatch.engine.partners import MAX_EVIDENCE, PartnerQuery
 from scimatch.errors import NotFoundError, ScimatchError
@@ -287,6 +287,19 @@ def test_a_misspelt_option_is_an_error_not_a_silent_default(held_out, client, fi
     response = client.post("/match/partners", json={"text": held_out.text, field: ["enterprise"]})
     assert response.status_code == 422
     assert field in detail_of(response)
+
+
+def test_a_city_of_several_words_named_in_the_need_counts_as_named(match_engine):
+    """Real organisations of the slice whose city is written with a space or hyphen ("Ust-Kamenogorsk",
+    "Nancy Cedex"): a need naming the city matches it; a need naming another place does not."""
+    several = [o for o in match_engine.graph.orgs.values()
+               if o.city and len(o.city.replace("-", " ").split()) > 1 and "cedex" not in o.city.lower()]
+    assert len(several) >= 3
+    for info in several[:20]:
+        named = named_features(info, *need_terms(f"We look for a laboratory in {info.city.title()} for pilot tests."))
+        assert named["city_in_need"] == 1.0, info.city
+        other = named_features(info, *need_terms("We look for a laboratory in Taldykorgan for pilot tests."))
+        assert other["city_in_need"] == 0.0, info.city
 
 
 def test_kinds_option_returns_only_enterprises(match_engine, held_out, held_out_row):

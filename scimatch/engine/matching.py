@@ -41,6 +41,7 @@ GENERIC_NAME_WORDS = frozenset([
     "superior", "investigaciones"
 ])
 NAME_WORD_RE = re.compile(r"\w+")
+POSTAL_WORDS = frozenset(["cedex"])  # French postal suffix in CORDIS city fields ("Nancy Cedex")
 EVIDENCE_DECAY = (1.0, 0.5, 0.25)
 REGION_MODES = ("any", "first", "only")
 
@@ -158,7 +159,7 @@ def candidate_features(
     asker_activity = sum(graph.activity(a, exclude_docs) for a in asker) or 1
     doc_score = {f.key: f.score for f in fused}
     rank = {f.key: i for i, f in enumerate(fused, start=1)}
-    need_words = set(NAME_WORD_RE.findall(need_text.lower()))
+    need_words, need_phrase = need_terms(need_text)
     asker_infos = [graph.orgs[a] for a in asker if a in graph.orgs]
     countries = {i.country for i in asker_infos if i.country}
     regions = {region} if region else {i.region for i in asker_infos if i.region}
@@ -180,19 +181,28 @@ def candidate_features(
             "same_region": 1.0 if info.region and info.region in regions else 0.0,
             "best_rank": 1.0 / min((rank[d] for d in docs), default=math.inf),
             "top20_documents": math.log1p(sum(1 for d in docs if rank[d] <= 20)),
-            **_named(info, need_words),
+            **named_features(info, need_words, need_phrase),
         }
         evidence = sorted(((d, doc_score.get(d, 0.0)) for d in docs), key=lambda kv: -kv[1])
         candidates.append(Candidate(info, features, evidence, shared))
     return candidates
 
 
-def _named(info: OrgInfo, need_words: set[str]) -> dict[str, float]:
-    """Does the need name the organisation (its distinctive name words) or its city?"""
+def need_terms(need_text: str) -> tuple[set[str], str]:
+    """The need's lower-cased words, as a set and as one padded phrase (cities of several words match as a run)."""
+    sequence = NAME_WORD_RE.findall(need_text.lower())
+    return set(sequence), f" {' '.join(sequence)} "
+
+
+def named_features(info: OrgInfo, need_words: set[str], need_phrase: str) -> dict[str, float]:
+    """Does the need name the organisation (its distinctive name words) or its city? ``need_phrase`` is the
+    need's words joined by single spaces, padded: "Ust-Kamenogorsk" or "Newcastle upon Tyne" are found as
+    a run of words, and a postal "Cedex" after a French city is not part of its name."""
     words = [w for w in NAME_WORD_RE.findall(info.name.lower()) if len(w) > 2 and w not in GENERIC_NAME_WORDS]
     named = sum(1 for w in words if w in need_words) / len(words) if words else 0.0
-    city = (info.city or "").lower()
-    return {"named_in_need": named, "city_in_need": 1.0 if len(city) > 3 and city in need_words else 0.0}
+    city = [w for w in NAME_WORD_RE.findall((info.city or "").lower()) if w not in POSTAL_WORDS and not w.isdigit()]
+    phrase = " ".join(city)
+    return {"named_in_need": named, "city_in_need": 1.0 if len(phrase) > 3 and f" {phrase} " in need_phrase else 0.0}
 
 
 def rank_candidates(
