@@ -14,13 +14,14 @@ import io
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pypdf import PdfReader
 from pypdf.errors import DependencyError
 
 from scimatch.errors import PdfError
+from scimatch.pdfmeta import PaperAuthor, guess_authors, guess_doi, guess_year
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ class PdfText:
     text: str
     pages: int
     note: str | None = None
+    authors: list[PaperAuthor] = field(default_factory=list)  # pdfmeta.py: metadata or the first page
+    doi: str | None = None
+    year: int | None = None
 
 
 def clean_text(raw: str) -> str:
@@ -177,6 +181,7 @@ def _extract(data: bytes, name: str, max_pages: int) -> PdfText:
             raise PdfError(name, "empty PDF (no pages)")
         raw_pages = [reader.pages[i].extract_text() or "" for i in range(min(page_count, max_pages))]
         metadata_title = reader.metadata.title if reader.metadata else None
+        metadata_author = reader.metadata.author if reader.metadata else None
     except PdfError:
         raise
     except Exception as exc:
@@ -187,7 +192,9 @@ def _extract(data: bytes, name: str, max_pages: int) -> PdfText:
         raise PdfError(name, "no extractable text (scanned? needs OCR)")
     if page_count > max_pages:
         note = "; ".join(n for n in (note, f"only the first {max_pages} of {page_count} pages read") if n)
-    return PdfText(title=guess_title(metadata_title, raw_pages[0]), text=text, pages=page_count, note=note)
+    first = raw_pages[0]
+    return PdfText(title=guess_title(metadata_title, first), text=text, pages=page_count, note=note,
+                   authors=guess_authors(metadata_author, first), doi=guess_doi(first), year=guess_year(first))
 
 
 def extract_pdf(

@@ -54,6 +54,18 @@ def test_expert_is_the_author_of_the_matching_paper(engine: Engine, papers: list
     assert all(e.confidence >= result.min_confidence for e in result.experts)
 
 
+def test_experts_come_from_the_bundled_papers_as_the_indexer_reads_them(make_engine) -> None:
+    """No hand-set authors: the PDF reader takes them, with affiliations, from each paper's first page."""
+    from scimatch.indexer.readers.pdf import read_pdf
+
+    engine = make_engine([record for pdf in sorted(PDFS.glob("*.pdf")) for record in read_pdf(pdf)])
+    result = engine.match_experts("reproducible data analysis tutorials for microbial ecology", limit=3)
+    assert not result.no_strong_match
+    top = result.experts[0]
+    assert top.name == "Patrick D Schloss" and top.evidence[0].id == "pdf:jose-00013"
+    assert "University of Michigan" in top.affiliations[0]
+
+
 def test_no_strong_match_instead_of_padding(engine: Engine) -> None:
     # a real text from another field: a SciFact abstract on newborn brain imaging
     unrelated = Path("/work/shared/data/scifact/corpus.jsonl")

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -357,3 +358,40 @@ def test_unknown_format_lists_valid_ones() -> None:
     with pytest.raises(UnknownChoiceError) as info:
         read_path(SAMPLE, fmt="xml")
     assert all(name in str(info.value) for name in FORMATS) and "'xml'" in str(info.value)
+
+
+# --- authors, DOI and year of a PDF (pdfmeta.py), checked against pdfs/SOURCE.md (from Crossref) ----------
+def _source_rows() -> list[tuple[str, str, bool, int, str]]:
+    """(file stem, first author's surname, several authors?, year, DOI) of each JOSE paper in SOURCE.md."""
+    from conftest import DATA as SHARED
+
+    text = (SHARED / "pdfs" / "SOURCE.md").read_text(encoding="utf-8")
+    pattern = r"\| `(jose-\d+)\.pdf` \|[^|]*\|[^|]*\|[^|]*\| (\S+?)( et al\.)? \((\d{4})\)\..*?doi:(10\.\S+?) \|"
+    return [(stem, surname, bool(many), int(year), doi) for stem, surname, many, year, doi in re.findall(pattern, text)]
+
+
+def test_pdf_authors_doi_and_year_match_crossref() -> None:
+    from conftest import DATA as SHARED
+
+    rows = _source_rows()
+    assert len(rows) == 12
+    for stem, surname, several, year, doi in rows:
+        extracted = extract_pdf(SHARED / "pdfs" / f"{stem}.pdf")
+        assert extracted.authors and extracted.authors[0].name.split()[-1] == surname, (stem, extracted.authors)
+        assert (len(extracted.authors) > 1) == several, stem
+        assert extracted.doi == doi and extracted.year == year, stem
+
+
+def test_pdf_authors_come_with_their_affiliations_and_from_metadata_when_given() -> None:
+    from conftest import DATA as SHARED
+
+    (record,) = list(read_pdf(SAMPLE / "pdfs" / "jose-00013.pdf"))
+    assert [a.name for a in record.authors] == ["Patrick D Schloss"]
+    assert "University of Michigan" in record.authors[0].organizations[0].name
+    assert record.doi == "10.21105/jose.00013" and record.year == 2018
+    scotti = extract_pdf(SHARED / "pdfs" / "jose-00075.pdf").authors
+    assert [a.name for a in scotti][-1] == "Alexander Huth" and len(scotti) == 6
+    assert scotti[-1].affiliations == scotti[-2].affiliations  # both marked 5
+    # ReScience's PDF names its author in /Author; the Russian manual's adds "and the MetaPost team"
+    for stem, name in (("rescience-c-broman-2020", "Karl W. Broman"), ("ru-mpman-ru", "John D. Hobby")):
+        assert [a.name for a in extract_pdf(SHARED / "pdfs" / f"{stem}.pdf", max_pages=2).authors] == [name]

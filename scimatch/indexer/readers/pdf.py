@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from scimatch.errors import PdfError
 from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error
 from scimatch.pdftext import PdfText, extract_pdf
-from scimatch.records import Publication
+from scimatch.records import Author, OrganizationRef, Publication
 
 __all__ = ["PdfText", "extract_pdf", "read_pdf"]
 
@@ -24,7 +24,9 @@ def read_pdf(path: Path) -> ReaderOutput:
     try:
         yield Publication(
             id=f"pdf:{path.stem}", title=extracted.title or "", text=extracted.text,
-            pages=extracted.pages, source="pdf",
+            pages=extracted.pages, source="pdf", doi=extracted.doi, year=extracted.year,
+            authors=[Author(name=a.name, organizations=[OrganizationRef(name=o) for o in a.affiliations])
+                     for a in extracted.authors],
         )
     except ValidationError as exc:
         yield Rejection(str(path), None, describe_validation_error(exc))
