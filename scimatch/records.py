@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 
 class RecordKind(StrEnum):
@@ -206,3 +207,16 @@ def parse_record(data: dict) -> Record:
 
 def record_from_json(payload: str) -> Record:
     return RECORD_ADAPTER.validate_json(payload)
+
+
+_ENUM_REPR = re.compile(r"<\w+\.\w+: '([^']*)'>")  # pydantic names expected tags as enum members: keep the value
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per broken field, short enough to show in a summary."""
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "record"
+        message = _ENUM_REPR.sub(r"\1", item["msg"])
+        parts.append(f"{loc}: {message}")
+    return "; ".join(parts)

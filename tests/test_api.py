@@ -218,6 +218,7 @@ def test_batch_with_a_bad_record_stores_the_good_ones(client, outside_lines):
     "ALL_BAD",
     {"not": "a list"},
     ["a string, not a record"],
+    [],
 ])
 def test_unusable_batches_are_4xx(client, outside_lines, body):
     if body == "ALL_BAD":
@@ -225,7 +226,11 @@ def test_unusable_batches_are_4xx(client, outside_lines, body):
                                                               if k != "id"}]
     response = client.post("/documents", json=body, headers=WRITE)
     assert 400 <= response.status_code < 500, response.text[:300]
-    detail_of(response)
+    detail = json.dumps(detail_of(response))
+    if body == []:
+        assert "at least 1" in detail, detail
+    if isinstance(body, list) and body and isinstance(body[0], dict):  # the valid kinds by name, not enum members
+        assert "publication" in detail and "RecordKind" not in detail, detail
 
 
 def test_delete_document(client, outside_lines):

@@ -138,14 +138,18 @@ def test_index_missing_file_names_it_and_fails(tmp_path):
 def test_index_bad_lines_are_listed_with_file_and_line(tmp_path):
     lines = scifact_lines(420, 423)
     source = tmp_path / "mixed.jsonl"
+    unknown_kind = {**native_line(lines[2]), "id": "x-kind", "kind": "spaceship"}
     source.write_text(json.dumps(native_line(lines[0])) + "\n" + lines[1][:40] + "\n"
-                      + json.dumps(native_line(lines[2])) + "\n", encoding="utf-8")
+                      + json.dumps(native_line(lines[2])) + "\n" + json.dumps(unknown_kind) + "\n", encoding="utf-8")
     result = runner.invoke(app, ["index", str(source), "--home", str(tmp_path / "home")])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["added"] == 2 and len(summary["rejected"]) == 1
-    assert summary["rejected"][0].startswith(f"{source}:2: invalid JSON")
+    assert summary["added"] == 2 and len(summary["rejected"]) == 2
+    assert summary["rejected"][0].startswith(f"{source}:2: invalid JSON") and "(column " in summary["rejected"][0]
     assert f"{source}:2" in result.output.replace("\n", "")
+    # the valid kinds by name, not as Python enum members
+    assert summary["rejected"][1].startswith(f"{source}:4:") and "publication, project" in summary["rejected"][1]
+    assert "RecordKind" not in summary["rejected"][1]
 
 
 def test_index_unknown_format_fails_with_choices(tmp_path):

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from scimatch.api.deps import Admin, EngineDep
 from scimatch.api.schemas import DeletedOut, IndexSummaryOut
 from scimatch.api.uploads import ERRORS, ErrorOut
-from scimatch.records import parse_record
+from scimatch.records import describe_validation_error, parse_record
 
 router = APIRouter(tags=["documents"], responses={
     **ERRORS, 401: {"model": ErrorOut, "description": "No X-API-Key."},
@@ -23,7 +23,8 @@ MAX_RECORDS_PER_REQUEST = 1000
 def add_documents(
     engine: EngineDep,
     who: Admin,
-    records: Annotated[list[dict], Body(description="Records in the native schema.", max_length=MAX_RECORDS_PER_REQUEST)],
+    records: Annotated[list[dict], Body(description="Records in the native schema.", min_length=1,
+                                                 max_length=MAX_RECORDS_PER_REQUEST)],
 ) -> dict:
     """Add or update records. Invalid ones are listed as rejected; valid ones are stored."""
     valid, rejected = [], []
@@ -32,8 +33,7 @@ def add_documents(
             data.setdefault("kind", "publication")
             valid.append(parse_record(data))
         except ValidationError as exc:
-            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
-            rejected.append(f"body:{number}: {fields}")
+            rejected.append(f"body:{number}: {describe_validation_error(exc)}")
     if not valid:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"rejected": rejected})
     summary = engine.upsert(valid)

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 from scimatch.api.deps import Admin, EngineDep, Officer, SettingsDep
 from scimatch.api.schemas import RequestBody
 from scimatch.api.uploads import ERRORS, body_or_pdf, validated
-from scimatch.records import Proposal, parse_record
+from scimatch.records import Proposal, describe_validation_error, parse_record
 
 router = APIRouter(tags=["proposals"], responses=ERRORS)
 MAX_PROPOSALS_PER_REQUEST = 500
@@ -104,7 +104,8 @@ def get_proposal(engine: EngineDep, who: Officer, proposal_id: str) -> dict:
 @router.post("/proposals", status_code=status.HTTP_201_CREATED)
 def add_proposals(
     engine: EngineDep, who: Admin,
-    records: Annotated[list[dict], Body(description="Proposals in the native schema.", max_length=MAX_PROPOSALS_PER_REQUEST)],
+    records: Annotated[list[dict], Body(description="Proposals in the native schema.", min_length=1,
+                                                 max_length=MAX_PROPOSALS_PER_REQUEST)],
 ) -> dict:
     """Store proposals in the confidential store (``kind`` is set to ``proposal``)."""
     valid, rejected = [], []
@@ -114,8 +115,7 @@ def add_proposals(
             assert isinstance(record, Proposal)
             valid.append(record)
         except ValidationError as exc:
-            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
-            rejected.append(f"body:{number}: {fields}")
+            rejected.append(f"body:{number}: {describe_validation_error(exc)}")
     if not valid:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"rejected": rejected})
     summary = engine.upsert(valid)

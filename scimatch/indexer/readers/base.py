@@ -6,8 +6,6 @@ import codecs
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from scimatch.records import Record
 
 
@@ -26,15 +24,6 @@ class Rejection:
 
 ReadResult = Record | Rejection
 ReaderOutput = Iterator[ReadResult]
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per broken field, short enough to show in a summary."""
-    parts = []
-    for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"]) or "record"
-        parts.append(f"{loc}: {item['msg']}")
-    return "; ".join(parts)
 
 
 UTF16_32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)

@@ -15,9 +15,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from scimatch.geo import region_label
-from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error
+from scimatch.indexer.readers.base import ReaderOutput, Rejection
 from scimatch.indexer.readers.csv_reader import csv_rows
-from scimatch.records import OrganizationRef, OrgKind, Participant, Project
+from scimatch.records import OrganizationRef, OrgKind, Participant, Project, describe_validation_error
 
 FUNDER = "European Commission"
 PROJECT_URL = "https://cordis.europa.eu/project/id/{}"

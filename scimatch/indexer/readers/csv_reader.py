@@ -18,8 +18,8 @@ from typing import IO
 from pydantic import ValidationError
 
 from scimatch.errors import UnknownChoiceError
-from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error, wrong_encoding
-from scimatch.records import RecordKind, parse_record
+from scimatch.indexer.readers.base import ReaderOutput, Rejection, wrong_encoding
+from scimatch.records import RecordKind, describe_validation_error, parse_record
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 

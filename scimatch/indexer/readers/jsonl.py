@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error, wrong_encoding
-from scimatch.records import Publication, parse_record
+from scimatch.indexer.readers.base import ReaderOutput, Rejection, wrong_encoding
+from scimatch.records import Publication, describe_validation_error, parse_record
 
 MAX_LINE_BYTES = 10_000_000
 
@@ -36,7 +36,8 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict | Rejection]]:
                 yield number, Rejection(str(path), number, f"not UTF-8 ({exc.reason} at byte {exc.start})")
                 continue
             except (json.JSONDecodeError, RecursionError) as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "JSON nested too deeply"
+                reason = (f"{exc.msg} (column {exc.colno})" if isinstance(exc, json.JSONDecodeError)
+                          else "JSON nested too deeply")
                 yield number, Rejection(str(path), number, f"invalid JSON: {reason}")
                 continue
             if not isinstance(obj, dict):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error
-from scimatch.records import Author, OrganizationRef, OrgKind, Publication
+from scimatch.indexer.readers.base import ReaderOutput, Rejection
+from scimatch.records import Author, OrganizationRef, OrgKind, Publication, describe_validation_error
 
 MAX_ABSTRACT_WORDS = 200_000
 

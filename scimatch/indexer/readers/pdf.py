@@ -7,9 +7,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from scimatch.errors import PdfError
-from scimatch.indexer.readers.base import ReaderOutput, Rejection, describe_validation_error
+from scimatch.indexer.readers.base import ReaderOutput, Rejection
 from scimatch.pdftext import PdfText, extract_pdf
-from scimatch.records import Author, OrganizationRef, Publication
+from scimatch.records import Author, OrganizationRef, Publication, describe_validation_error
 
 __all__ = ["PdfText", "extract_pdf", "read_pdf"]
 
