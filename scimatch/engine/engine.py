@@ -37,9 +37,8 @@ from scimatch.records import Proposal, Record
 from scimatch.settings import Settings
 
 PASSAGE_RULE_VERSION = 2  # 2: texts up to twice the passage length stay whole
-
-
 CATALOG_FILE = "catalog.sqlite"  # an index folder holds one; its presence says an index is there
+
 
 class Engine:
     """Open an index folder; upsert, delete, search, find similar. Use as a context manager."""
