@@ -12,7 +12,8 @@ look like that gives no authors rather than guessed ones.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+from scimatch.records import Author, OrganizationRef
 
 MAX_AUTHORS = 60
 NO_AFFILIATION = frozenset(["no affiliation", "independent researcher", "none"])
@@ -24,12 +25,6 @@ _AFFILIATION_NUMBER = re.compile(r"(?:^|\s)(\d{1,2})\s+(?=[^\W\d_])")
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+?)(?=[\s\"<>]|$|[.,;](?:\s|$))")
 _PUBLISHED = re.compile(r"Published:?\s+(?:\d{1,2}\s+)?[A-Z][a-z]+\.?\s+(\d{4})")
 _STOP_WORDS = ("doi", "software", "review", "repository", "archive", "submitted", "published", "license")
-
-
-@dataclass(frozen=True)
-class PaperAuthor:
-    name: str
-    affiliations: list[str] = field(default_factory=list)
 
 
 def _split_names(block: str) -> list[tuple[str, list[int]]]:
@@ -74,7 +69,7 @@ def _affiliations(lines: list[str]) -> dict[int, str]:
     return out
 
 
-def authors_from_first_page(first_page: str) -> list[PaperAuthor]:
+def authors_from_first_page(first_page: str) -> list[Author]:
     """Authors (with their affiliations) printed above the numbered affiliations; [] when the page is not
     laid out that way or the names do not look like names."""
     lines = [" ".join(line.split()) for line in first_page.splitlines()][:40]
@@ -90,20 +85,20 @@ def authors_from_first_page(first_page: str) -> list[PaperAuthor]:
     if not named or not all(_is_name(name) for name, _ in named):
         return []
     affiliations = _affiliations(lines[start:])
-    return [PaperAuthor(name, [affiliations[n] for n in dict.fromkeys(numbers)
-                               if n in affiliations and affiliations[n].lower() not in NO_AFFILIATION])
+    return [Author(name=name, organizations=[OrganizationRef(name=affiliations[n]) for n in dict.fromkeys(numbers)
+                                             if n in affiliations and affiliations[n].lower() not in NO_AFFILIATION])
             for name, numbers in named[:MAX_AUTHORS]]
 
 
-def authors_from_metadata(value: object) -> list[PaperAuthor]:
+def authors_from_metadata(value: object) -> list[Author]:
     """The ``/Author`` entry split into names ("A and B", "A; B", "A, B"); [] when it holds no name."""
     if not isinstance(value, str):
         return []
     parts = [" ".join(p.split()) for p in re.split(r";|\band\b|,", value)]
-    return [PaperAuthor(p) for p in parts if _is_name(p)][:MAX_AUTHORS]
+    return [Author(name=p) for p in parts if _is_name(p)][:MAX_AUTHORS]
 
 
-def guess_authors(metadata_author: object, first_page: str) -> list[PaperAuthor]:
+def guess_authors(metadata_author: object, first_page: str) -> list[Author]:
     return authors_from_metadata(metadata_author) or authors_from_first_page(first_page)
 
 

@@ -21,7 +21,8 @@ from pypdf import PdfReader
 from pypdf.errors import DependencyError
 
 from scimatch.errors import PdfError
-from scimatch.pdfmeta import PaperAuthor, guess_authors, guess_doi, guess_year
+from scimatch.pdfmeta import guess_authors, guess_doi, guess_year
+from scimatch.records import Author
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class PdfText:
     text: str
     pages: int
     note: str | None = None
-    authors: list[PaperAuthor] = field(default_factory=list)  # pdfmeta.py: metadata or the first page
+    authors: list[Author] = field(default_factory=list)  # pdfmeta.py: metadata or the first page, with affiliations
     doi: str | None = None
     year: int | None = None
 

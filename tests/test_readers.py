@@ -391,7 +391,7 @@ def test_pdf_authors_come_with_their_affiliations_and_from_metadata_when_given()
     assert record.doi == "10.21105/jose.00013" and record.year == 2018
     scotti = extract_pdf(SHARED / "pdfs" / "jose-00075.pdf").authors
     assert [a.name for a in scotti][-1] == "Alexander Huth" and len(scotti) == 6
-    assert scotti[-1].affiliations == scotti[-2].affiliations  # both marked 5
+    assert scotti[-1].organizations == scotti[-2].organizations  # both marked 5
     # ReScience's PDF names its author in /Author; the Russian manual's adds "and the MetaPost team"
     for stem, name in (("rescience-c-broman-2020", "Karl W. Broman"), ("ru-mpman-ru", "John D. Hobby")):
         assert [a.name for a in extract_pdf(SHARED / "pdfs" / f"{stem}.pdf", max_pages=2).authors] == [name]

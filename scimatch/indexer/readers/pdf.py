@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from scimatch.errors import PdfError
 from scimatch.indexer.readers.base import ReaderOutput, Rejection
 from scimatch.pdftext import PdfText, extract_pdf
-from scimatch.records import Author, OrganizationRef, Publication, describe_validation_error
+from scimatch.records import Publication, describe_validation_error
 
 __all__ = ["PdfText", "extract_pdf", "read_pdf"]
 
@@ -25,8 +25,7 @@ def read_pdf(path: Path) -> ReaderOutput:
         yield Publication(
             id=f"pdf:{path.stem}", title=extracted.title or "", text=extracted.text,
             pages=extracted.pages, source="pdf", doi=extracted.doi, year=extracted.year,
-            authors=[Author(name=a.name, organizations=[OrganizationRef(name=o) for o in a.affiliations])
-                     for a in extracted.authors],
+            authors=extracted.authors,
         )
     except ValidationError as exc:
         yield Rejection(str(path), None, describe_validation_error(exc))
