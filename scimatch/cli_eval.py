@@ -228,6 +228,51 @@ def eval_partners(
     console.print(f"calibration of the top-10 confidences: {result['calibration']}; model: {result['model']}")
 
 
+@eval_app.command("grants")
+def eval_grants(
+    data: Annotated[Path, typer.Argument(help="CORDIS folder (projects + organisations files).")],
+    sample_size: Annotated[int, typer.Option("--sample", help="Held-out projects.")] = 300,
+    seed: Annotated[int, typer.Option(help="Which projects are held out (and which random records are drawn).")] = 1,
+    train: Annotated[int, typer.Option(help="Training projects (disjoint pool) for --fit.")] = 1000,
+    fit: Annotated[bool, typer.Option("--fit", help="Refit and save the shipped confidence curve for this model.")] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Related grants: how many share a field of science with the text, and how well the confidence is calibrated."""
+    from scimatch.evaluation.grants import run_grants
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    try:
+        result = run_grants(data, Settings(), sample_size, seed, train, fit, home, progress)
+    except ScimatchError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"related grants, {result['projects']} held-out projects (seed {seed}, model {result['model']})")
+    table.add_column("figure")
+    table.add_column("value")
+    for label, key in (("first 10 related records sharing a field", "shares_field@10"),
+                       ("listed records sharing a field", "shares_field_listed"),
+                       ("listed per project (of 10)", "listed_per_project"),
+                       ("projects with 'no strong match'", "no_strong_match"),
+                       ("random funded record sharing a field", "random_record_shares_field"),
+                       ("Wikipedia paragraphs with 'no strong match'", "wikipedia_no_strong_match"),
+                       ("listed per Wikipedia paragraph", "wikipedia_listed_per_text"),
+                       ("cut-off (min confidence)", "min_confidence"),
+                       ("cosine where the curve reaches it", "cut_off_cosine"),
+                       ("cosine best separating (training, TPR - FPR)", "separating_cosine")):
+        table.add_row(label, str(result[key]))
+    for label, key in (("calibration, first 10 listed", "calibration_listed"),
+                       ("calibration, random records", "calibration_random")):
+        c = result[key]
+        table.add_row(label, f"ECE {c['ece']:.4f}: mean confidence {c['mean_confidence']:.3f} vs observed {c['observed']:.3f}")
+    Console().print(table)
+    console.print(f"curve: {result['calibration']}")
+
+
 def bench(
     corpus: Annotated[Path, typer.Option(help="Corpus to measure (default: bundled CORDIS sample).")] = SAMPLE_DIR / "cordis",
     size: Annotated[list[int] | None, typer.Option(help="Index sizes (default: corpus size, 100000).")] = None,

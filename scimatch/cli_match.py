@@ -1,4 +1,4 @@
-"""`scimatch match …`: research partners, enterprises for an institute, experts."""
+"""`scimatch match …`: research partners, enterprises for an institute, experts, related grants."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from scimatch.cli_common import HomeOpt, JsonOpt, fail, known_choices, open_engine, print_matches, read_need
 from scimatch.errors import ScimatchError
 
-match_app = typer.Typer(help="Matching: research partners, enterprises, experts.", no_args_is_help=True)
+match_app = typer.Typer(help="Matching: research partners, enterprises, experts, related grants.", no_args_is_help=True)
 
 
 @match_app.command("partners")
@@ -76,6 +78,38 @@ def match_experts(
         except ScimatchError as exc:
             fail(str(exc))
     print(json.dumps(asdict(result), ensure_ascii=False, indent=2))
+
+
+@match_app.command("grants")
+def match_grants(
+    text: Annotated[str | None, typer.Argument(help="A proposal, abstract or topic (or use --pdf or --id).")] = None,
+    pdf: Annotated[Path | None, typer.Option(help="A PDF with the text.")] = None,
+    record: Annotated[str | None, typer.Option("--id", help="A stored project or publication id instead of a text.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grants and projects related to a text or a stored record: funder, dates, amount, calibrated confidence."""
+    if sum(given is not None for given in (text, pdf, record)) != 1:
+        fail("give exactly one of TEXT, --pdf or --id")
+    need = None if record is not None else read_need(text, pdf)
+    with open_engine(home) as engine:
+        try:
+            result = engine.related_grants_for_id(record, limit) if need is None else engine.related_grants_for_text(need, limit)
+        except ScimatchError as exc:
+            fail(str(exc))
+    if as_json:
+        print(json.dumps(asdict(result), ensure_ascii=False, indent=2, default=str))
+        return
+    table = Table(title=f"related grants ({result.message})")
+    for column in ("#", "title", "funder", "dates", "amount", "confidence"):
+        table.add_column(column, overflow="fold")
+    for i, g in enumerate(result.grants, start=1):
+        dates = " – ".join(str(d) for d in (g.start_date, g.end_date) if d)
+        amount = f"{g.amount:,.0f} {g.currency or ''}".strip() if g.amount is not None else ""
+        confidence = "" if g.confidence is None else f"{g.confidence:.2f}"
+        table.add_row(str(i), g.title[:70], g.funder or "", dates, amount, confidence)
+    Console(width=max(Console().width, 150)).print(table)
 
 
 @match_app.command("profile")

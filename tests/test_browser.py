@@ -277,6 +277,11 @@ def test_document_view_with_related_documents_and_grants(page: tuple[object, Con
     tab.wait_for_selector("#similar-list li")
     assert tab.locator("#similar-list li a").count() > 0
     tab.wait_for_selector("#grants-list li, #doc-grants .notice")
+    grants = tab.locator("#grants-list li")
+    if grants.count():  # each related grant says how likely it is to be on the record's subject
+        assert "confidence" in grants.first.inner_text()
+    else:
+        assert "No strong match" in tab.inner_text("#doc-grants")
     assert "document/" in tab.url
     shoot(tab, "document.png", 1350)
     console.check("document")

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE
+from conftest import DATA, SAMPLE
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from scimatch.api.main import create_app
 from scimatch.cli import app as cli_app
 from scimatch.engine.engine import Engine
+from scimatch.engine.filters import Filters
+from scimatch.engine.grants import FUNDED_KINDS, related_grants
 from scimatch.engine.matching import FEATURES, MatchResult, named_features, need_terms
 from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph
 from scimatch.engine.partners import MAX_EVIDENCE, PartnerQuery
@@ -310,6 +312,27 @@ def test_kinds_option_returns_only_enterprises(match_engine, held_out, held_out_
         assert match.evidence and all(match.id in participant_ids(match_engine.get(e.id)) for e in match.evidence)
 
 
+def test_reverse_direction_ranks_enterprises_for_an_institute_and_refuses_an_enterprise(
+        match_engine, client, held_out, org_projects):
+    """An institute's own projects are the query: enterprises come back with the documents that show the fit,
+    and its past partners are marked; an enterprise asking the reverse direction is told to use match partners."""
+    institute = max(research_ids(held_out), key=lambda org: (len(org_projects[org]), org))
+    result = match_engine.match_enterprises(institute, limit=20)
+    assert result.matches, result.message
+    assert {m.kind for m in result.matches} == {"enterprise"}
+    for match in result.matches:
+        assert match.evidence and all(match.id in participant_ids(match_engine.get(e.id)) for e in match.evidence)
+    partners_so_far = {org for doc in org_projects[institute] for org in participant_ids(match_engine.get(doc))}
+    assert {m.id for m in result.matches if m.worked_with_asker} <= partners_so_far
+
+    enterprise = next(p.organization for p in held_out.participants if p.organization.kind == "enterprise")
+    with pytest.raises(ScimatchError, match="match partners"):
+        match_engine.match_enterprises(enterprise.id)
+    response = client.post("/match/enterprises", json={"organization": enterprise.id})
+    assert response.status_code == 422
+    assert "enterprise" in detail_of(response)
+
+
 # ---- bad input -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("text", ["", "   \n\t "])
 def test_blank_need_is_an_error(match_engine, client, text):
@@ -484,11 +507,21 @@ def test_deleted_projects_only_org_is_not_an_asker(make_engine, match_engine, ma
 
 
 # ---- related grants --------------------------------------------------------------------------------
+def wikipedia_paragraph(paragraph_id: str) -> str:
+    """A real English Wikipedia paragraph from XQuAD-R (en-00-*: the Super Bowl 50 article)."""
+    for line in (DATA / "xquad_r_ru_en" / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        if item["_id"] == paragraph_id:
+            return item["text"]
+    raise AssertionError(paragraph_id)
+
+
 def test_related_grants_for_text(client, held_out):
     response = client.post("/grants/related", json={"text": held_out.text, "size": 5})
     assert response.status_code == 200, response.text[:300]
-    grants = response.json()["grants"]
-    assert 1 <= len(grants) <= 5
+    body = response.json()
+    grants = body["grants"]
+    assert 1 <= len(grants) <= 5 and not body["no_strong_match"] and body["message"]
     assert grants[0]["id"] == held_out.id
     for grant in grants:
         assert grant["kind"] in ("project", "grant")
@@ -497,21 +530,62 @@ def test_related_grants_for_text(client, held_out):
         assert grant["start_date"] and grant["end_date"] and grant["start_date"] <= grant["end_date"]
         assert grant["amount"] is not None and grant["amount"] > 0
         assert grant["title"] and grant["score"] > 0
+        assert body["min_confidence"] <= grant["confidence"] <= 1
+    by_cosine = sorted(grants, key=lambda g: g["cosine"])
+    assert [g["confidence"] for g in by_cosine] == sorted(g["confidence"] for g in grants), "confidence follows the cosine"
+    assert grants[0]["confidence"] > 0.5, "the project's own record, found from its own text"
     assert client.post("/grants/related", json={"text": "  "}).status_code == 422
+
+
+def test_a_text_no_funded_record_is_about_gets_no_strong_match(client, match_engine, held_out):
+    """At the shipped cut-off (nothing patched): a Wikipedia paragraph on an American football final fits no
+    EU project of the slice, while the first candidates were there to be judged."""
+    paragraph = wikipedia_paragraph("en-00-00")
+    assert match_engine.similar_to_text(paragraph, 5, Filters(kinds=FUNDED_KINDS)).hits  # candidates exist
+    response = client.post("/grants/related", json={"text": paragraph})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["no_strong_match"] and body["grants"] == [] and "no strong match" in body["message"]
+
+
+def test_related_grants_without_a_calibration_list_every_hit_and_say_so(match_engine, held_out):
+    """A model with no fitted curve (its cosines mean something else) gets no invented confidence."""
+    stored = match_engine.catalog.get(held_out.id)
+    vectors = match_engine.catalog.doc_vectors(stored.rowid)
+    result = match_engine.similar_to_id(held_out.id, 5, Filters(kinds=FUNDED_KINDS))
+    uncalibrated = related_grants(match_engine.catalog, result, vectors, None)
+    assert [g.id for g in uncalibrated.grants] == [h.id for h in result.hits]
+    assert all(g.confidence is None for g in uncalibrated.grants) and "not calibrated" in uncalibrated.message
+    assert uncalibrated.min_confidence is None
 
 
 def test_related_grants_for_document(client, match_engine, held_out):
     response = client.get(f"/documents/{held_out.id}/grants", params={"size": 5})
     assert response.status_code == 200, response.text[:300]
-    grants = response.json()["grants"]
+    body = response.json()
+    grants = body["grants"]
     assert 1 <= len(grants) <= 5
     assert held_out.id not in {g["id"] for g in grants}
     for grant in grants:
         assert grant["funder"] == "European Commission" and grant["start_date"]
         assert match_engine.catalog.get(grant["id"]) is not None
+        assert grant["confidence"] >= body["min_confidence"]
     missing = client.get("/documents/cordis:no-such-project/grants")
     assert missing.status_code == 404
     assert "no-such-project" in detail_of(missing)
+
+
+def test_cli_match_grants(match_home, held_out):
+    runner = CliRunner()
+    by_id = runner.invoke(cli_app, ["match", "grants", "--id", held_out.id, "--limit", "3", "--json",
+                                    "--home", str(match_home)])
+    assert by_id.exit_code == 0, by_id.output
+    body = json.loads(by_id.output)
+    assert 1 <= len(body["grants"]) <= 3 and held_out.id not in {g["id"] for g in body["grants"]}
+    table = runner.invoke(cli_app, ["match", "grants", held_out.text, "--home", str(match_home)])
+    assert table.exit_code == 0 and "confidence" in table.output, table.output
+    both = runner.invoke(cli_app, ["match", "grants", "some text", "--id", held_out.id, "--home", str(match_home)])
+    assert both.exit_code != 0 and "exactly one of TEXT, --pdf or --id" in both.output
 
 
 # ---- capability profiles and Kazakh regions ---------------------------------------------------------

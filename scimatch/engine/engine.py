@@ -11,11 +11,11 @@ import numpy as np
 
 from scimatch.engine import store
 from scimatch.engine.audit import AuditLog
-from scimatch.engine.catalog import Catalog, PendingWrite
+from scimatch.engine.catalog import Catalog, PendingWrite, StoredDoc
 from scimatch.engine.duplicates import Candidate, CheckInput, DuplicateChecker, DuplicateReport
 from scimatch.engine.experts import ExpertResult, rank_experts
 from scimatch.engine.filters import Filters
-from scimatch.engine.grants import FUNDED_KINDS, RelatedGrant, funded_hits
+from scimatch.engine.grants import FUNDED_KINDS, RelatedGrants, load_grant_calibration, related_grants
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.locks import ReadWriteLock
 from scimatch.engine.manifest import check_manifest
@@ -243,17 +243,18 @@ class Engine:
             return self.searcher.search(query, mode, filters, page, page_size, with_facets)
 
     def get(self, doc_id: str) -> Record:
+        return self._stored(doc_id).record
+
+    def _stored(self, doc_id: str) -> StoredDoc:
         stored = self.catalog.get(doc_id)
         if stored is None:
             raise NotFoundError(f"no record with id {doc_id!r}")
-        return stored.record
+        return stored
 
     def similar_to_id(self, doc_id: str, limit: int = 10, filters: Filters | None = None) -> SearchResult:
         """Related work for a stored record, from its stored passage vectors (no re-embedding)."""
         self._sync_reader()
-        stored = self.catalog.get(doc_id)
-        if stored is None:
-            raise NotFoundError(f"no record with id {doc_id!r}")
+        stored = self._stored(doc_id)
         base = filters or Filters()
         filters = Filters(**{**base.__dict__, "exclude_rowids": (*base.exclude_rowids, stored.rowid)})
         vectors = self.catalog.doc_vectors(stored.rowid)
@@ -261,13 +262,17 @@ class Engine:
 
     def similar_to_text(self, text: str, limit: int = 10, filters: Filters | None = None) -> SearchResult:
         """Related work for pasted text or a PDF's text (long texts: passages aggregated)."""
+        text, vectors = self._passage_vectors(text)
+        return self._similar(text, vectors, limit, filters or Filters())
+
+    def _passage_vectors(self, text: str) -> tuple[str, np.ndarray]:
+        """The text cut to ``max_similar_words`` and its passages' vectors."""
         words = text.split()[: self.settings.max_similar_words]
         if not words:  # an empty text would be "similar" to whatever the model places near nothing
             raise InputError("text", "is empty: give the text to find related work for")
         self._sync_reader()
         passages = split_passages(" ".join(words), self.settings.passage_words, self.settings.passage_overlap)
-        vectors = self.encoder.encode_passages(passages)
-        return self._similar(" ".join(words), vectors, limit, filters or Filters())
+        return " ".join(words), self.encoder.encode_passages(passages)
 
     def _similar(self, text: str, vectors: np.ndarray, limit: int, filters: Filters) -> SearchResult:
         with self._rw.read():
@@ -280,13 +285,22 @@ class Engine:
             hits = self.searcher.hydrate(fused[:limit], key_terms, best)
         return SearchResult(text[:200], "hybrid", len(fused), 1, limit, hits, {}, 0.0)
 
-    def related_grants_for_text(self, text: str, limit: int = 10) -> list[RelatedGrant]:
-        """Grants and projects a text (a proposal, a paper) relates to."""
-        return funded_hits(self.catalog, self.similar_to_text(text, limit, Filters(kinds=FUNDED_KINDS)))
+    def related_grants_for_text(self, text: str, limit: int = 10) -> RelatedGrants:
+        """Grants and projects a text (a proposal, a paper) relates to, each with a calibrated confidence."""
+        text, vectors = self._passage_vectors(text)
+        return self._related_grants(self._similar(text, vectors, limit, Filters(kinds=FUNDED_KINDS)), vectors)
 
-    def related_grants_for_id(self, doc_id: str, limit: int = 10) -> list[RelatedGrant]:
+    def related_grants_for_id(self, doc_id: str, limit: int = 10) -> RelatedGrants:
         """Grants and projects related to a stored project or publication."""
-        return funded_hits(self.catalog, self.similar_to_id(doc_id, limit, Filters(kinds=FUNDED_KINDS)))
+        self._sync_reader()
+        stored = self._stored(doc_id)
+        vectors = self.catalog.doc_vectors(stored.rowid)
+        filters = Filters(kinds=FUNDED_KINDS, exclude_rowids=(stored.rowid,))
+        return self._related_grants(self._similar(stored.record.searchable_text(), vectors, limit, filters), vectors)
+
+    def _related_grants(self, result: SearchResult, query_vectors: np.ndarray) -> RelatedGrants:
+        with self._rw.read():
+            return related_grants(self.catalog, result, query_vectors, load_grant_calibration(self.settings.model))
 
     def profile(self, org: str) -> OrgProfile:
         """An organisation's capability profile: topics, activity by year, partners, region."""

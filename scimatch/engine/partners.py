@@ -25,7 +25,7 @@ from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph
 from scimatch.engine.passages import split_passages
 from scimatch.engine.search import HybridSearcher
 from scimatch.engine.snippets import snippet
-from scimatch.errors import NotFoundError, ScimatchError
+from scimatch.errors import InputError, NotFoundError, ScimatchError
 
 MATCH_POOL = 300  # documents drawn from each side; organisations are gathered from all of them
 MAX_EVIDENCE = 5
@@ -102,6 +102,10 @@ class PartnerMatcher:
         info = self.graph.find(org)
         if info is None:
             raise NotFoundError(f"no organisation with id or name {org!r}")
+        if info.kind is not None and info.kind not in RESEARCH_KINDS:
+            raise InputError("organization", f"{info.name!r} is of kind {info.kind}, not a university or research "
+                             "institute: enterprises are matched to an institute's capabilities (for an "
+                             "enterprise's research partners, use match partners)")
         recent = sorted(info.docs, key=lambda d: -(self.graph.doc_year.get(d) or 0))[:MAX_PROFILE_DOCS]
         vectors = [self.catalog.doc_vectors(d) for d in recent]
         vectors = [v for v in vectors if len(v)]

@@ -95,15 +95,15 @@ async def match_experts(request: Request, engine: EngineDep, settings: SettingsD
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}, "size": {"type": "integer"}}}}}}})
 async def related_grants(request: Request, engine: EngineDep, settings: SettingsDep) -> dict:
-    """Grants and projects related to a text or PDF, with funder, programme, dates and amount."""
+    """Grants and projects related to a text or PDF, with funder, programme, dates, amount and a calibrated
+    confidence, or an explicit ``no_strong_match``."""
     payload = validated(RelatedIn, await body_or_pdf(request, settings.max_upload_bytes))
     if not payload.text.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the text is blank")
-    grants = await run_in_threadpool(engine.related_grants_for_text, payload.text, payload.size)
-    return {"grants": [asdict(g) for g in grants]}
+    return asdict(await run_in_threadpool(engine.related_grants_for_text, payload.text, payload.size))
 
 
 @router.get("/documents/{doc_id:path}/grants")
 def grants_for_document(engine: EngineDep, doc_id: str, size: Annotated[int, Query(ge=1, le=100)] = 10) -> dict:
-    """Grants and projects related to a stored record."""
-    return {"grants": [asdict(g) for g in engine.related_grants_for_id(doc_id, size)]}
+    """Grants and projects related to a stored record, with confidence, or an explicit ``no_strong_match``."""
+    return asdict(engine.related_grants_for_id(doc_id, size))

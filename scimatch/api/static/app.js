@@ -814,17 +814,21 @@
       return;
     }
     const grants = result.value.grants || [];
-    if (!grants.length) {
-      notice(box, "empty", null, "No related grants or projects found.");
+    if (result.value.no_strong_match || !grants.length) {
+      notice(box, "empty", "No strong match.", result.value.message || "No related grants or projects found.");
       return;
     }
+    const floor = result.value.min_confidence;
     fill(box, el("ol", { class: "related-list", id: "grants-list" }, grants.map((g) => el("li", {},
       el("a", { href: docHref(g.id) }, g.title || g.id),
       el("p", { class: "meta small" },
         el("span", { class: `badge kind-${g.kind}` }, kindLabel(g.kind)),
         g.funder ? el("span", {}, g.funder) : null,
         dateRange(g.start_date, g.end_date) ? el("span", {}, dateRange(g.start_date, g.end_date)) : null,
-        g.amount !== null && g.amount !== undefined ? el("span", { class: "amount" }, fmtMoney(g.amount, g.currency)) : null),
+        g.amount !== null && g.amount !== undefined ? el("span", { class: "amount" }, fmtMoney(g.amount, g.currency)) : null,
+        g.confidence !== null && g.confidence !== undefined ? el("span", { class: "grant-confidence",
+          title: `Calibrated probability of sharing a field of science with this record (listed from ${fmtPercent(floor)})` },
+          `confidence ${fmtPercent(g.confidence)}`) : null),
       g.programme ? el("p", { class: "muted small" }, g.programme) : null))));
   }
 
