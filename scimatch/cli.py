@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from scimatch.cli_common import (
+    DEMO_HOME,
     SAMPLE_DIR,
     HomeOpt,
     JsonOpt,
@@ -188,7 +189,6 @@ def repair(home: HomeOpt = None) -> None:
     console.print("rebuilt; problems found: " + ("; ".join(problems) if problems else "none"))
 
 
-DEMO_HOME = Path.home() / ".scimatch" / "demo"
 DEMO_QUERIES = ("hydrogen storage materials", "early detection of Alzheimer's disease")
 
 

@@ -41,7 +41,8 @@ def open_engine(home: Path | None, create: bool = False, **overrides: object):
 
     settings = settings_for(home, **overrides)
     if not create and not (settings.home / CATALOG_FILE).exists():
-        fail(f"no index at {settings.home}: build one with `scimatch index` (or `scimatch demo`), or pass --home")
+        demo = f"`scimatch demo` builds one at {DEMO_HOME}" + (", already there" if (DEMO_HOME / CATALOG_FILE).exists() else "")
+        fail(f"no index at {settings.home}: build one with `scimatch index`, or pass --home ({demo})")
     try:
         return Engine(settings)
     except ScimatchError as exc:
@@ -121,3 +122,4 @@ def print_matches(result, as_json: bool, title: str) -> None:
 
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
+DEMO_HOME = Path.home() / ".scimatch" / "demo"

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scimatch.cli_common import HomeOpt, JsonOpt, fail, known_choices, open_engine, print_matches, read_need
+from scimatch.cli_common import HomeOpt, JsonOpt, console, fail, known_choices, open_engine, print_matches, read_need
 from scimatch.errors import ScimatchError
 
 match_app = typer.Typer(help="Matching: research partners, enterprises, experts, related grants.", no_args_is_help=True)
@@ -100,6 +100,9 @@ def match_grants(
             fail(str(exc))
     if as_json:
         print(json.dumps(asdict(result), ensure_ascii=False, indent=2, default=str))
+        return
+    if not result.grants:
+        console.print(result.message)
         return
     table = Table(title=f"related grants ({result.message})")
     for column in ("#", "title", "funder", "dates", "amount", "confidence"):

@@ -584,6 +584,8 @@ def test_cli_match_grants(match_home, held_out):
     assert 1 <= len(body["grants"]) <= 3 and held_out.id not in {g["id"] for g in body["grants"]}
     table = runner.invoke(cli_app, ["match", "grants", held_out.text, "--home", str(match_home)])
     assert table.exit_code == 0 and "confidence" in table.output, table.output
+    nothing = runner.invoke(cli_app, ["match", "grants", wikipedia_paragraph("en-00-00"), "--home", str(match_home)])
+    assert nothing.exit_code == 0 and "no strong match" in nothing.output, nothing.output
     both = runner.invoke(cli_app, ["match", "grants", "some text", "--id", held_out.id, "--home", str(match_home)])
     assert both.exit_code != 0 and "exactly one of TEXT, --pdf or --id" in both.output
 
