@@ -15,6 +15,13 @@ from scimatch.errors import ScimatchError
 from scimatch.settings import Settings
 
 eval_app = typer.Typer(help="Quality evaluations that print figures.", no_args_is_help=True)
+CordisArg = Annotated[Path, typer.Argument(help="CORDIS folder (projects + organisations files).")]
+SampleOpt = Annotated[int, typer.Option("--sample", help="Held-out projects.")]
+
+
+def progress(message: str) -> None:
+    """Long evaluations say what they are doing, dimmed, on the console."""
+    console.print(f"[dim]{message}[/dim]")
 
 
 @eval_app.command("beir")
@@ -99,9 +106,6 @@ def eval_crosslingual(
     from scimatch.evaluation import crosslingual
     from scimatch.evaluation.crosslingual import DIRECTIONS, run_crosslingual
 
-    def progress(message: str) -> None:
-        console.print(f"[dim]{message}[/dim]")
-
     models = tuple(model or ("minilm", "multilingual"))
     try:
         if fit_centroids:
@@ -130,12 +134,14 @@ def eval_crosslingual(
         return
     for name, figures in result.items():
         table = Table(title=f"cross-lingual retrieval, model {name}: recall@1 / recall@10 / MRR")
-        for column in ("direction", "pool vector", "pool hybrid", "mixed vector", "mixed hybrid"):
-            table.add_column(column)
+        columns = ("pool/vector", "pool/hybrid", "filtered/vector", "filtered/hybrid", "mixed/vector", "mixed/hybrid")
+        table.add_column("direction")
+        for column in columns:
+            table.add_column(column.replace("/", " "))
         for s, t in DIRECTIONS:
             row = figures[f"{s}->{t}"]
             table.add_row(f"{s}->{t}", *(" / ".join(f"{row[c][m]:.3f}" for m in ("recall@1", "recall@10", "mrr"))
-                                         for c in ("pool/vector", "pool/hybrid", "mixed/vector", "mixed/hybrid")))
+                                         for c in columns))
         Console().print(table)
         ndcg = Table(title=f"nDCG@10, model {name}")
         for column in ("set", "bm25", "vector", "hybrid"):
@@ -168,9 +174,6 @@ def eval_duplicates(
     if fit and split != "train":
         fail("--fit learns on training sources only: add --split train")
 
-    def progress(message: str) -> None:
-        console.print(f"[dim]{message}[/dim]")
-
     with Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task("checking copies and negatives", total=None)
 
@@ -198,8 +201,8 @@ def eval_duplicates(
 
 @eval_app.command("partners")
 def eval_partners(
-    data: Annotated[Path, typer.Argument(help="CORDIS folder (projects + organisations files).")],
-    sample_size: Annotated[int, typer.Option("--sample", help="Held-out projects.")] = 300,
+    data: CordisArg,
+    sample_size: SampleOpt = 300,
     seed: Annotated[int, typer.Option(help="Which projects are held out.")] = 1,
     train: Annotated[int, typer.Option(help="Training projects (disjoint pool) for the learned weights.")] = 600,
     fit: Annotated[bool, typer.Option("--fit", help="Refit and save the shipped model on the training projects.")] = False,
@@ -208,9 +211,6 @@ def eval_partners(
 ) -> None:
     """Recall@10, hit@10 and MRR of partner matching on held-out CORDIS projects, with an ablation."""
     from scimatch.evaluation.partners import run_partners
-
-    def progress(message: str) -> None:
-        console.print(f"[dim]{message}[/dim]")
 
     try:
         result = run_partners(data, Settings(), sample_size, seed, train, fit, home, progress)
@@ -230,8 +230,8 @@ def eval_partners(
 
 @eval_app.command("grants")
 def eval_grants(
-    data: Annotated[Path, typer.Argument(help="CORDIS folder (projects + organisations files).")],
-    sample_size: Annotated[int, typer.Option("--sample", help="Held-out projects.")] = 300,
+    data: CordisArg,
+    sample_size: SampleOpt = 300,
     seed: Annotated[int, typer.Option(help="Which projects are held out (and which random records are drawn).")] = 1,
     train: Annotated[int, typer.Option(help="Training projects (disjoint pool) for --fit.")] = 1000,
     fit: Annotated[bool, typer.Option("--fit", help="Refit and save the shipped confidence curve for this model.")] = False,
@@ -240,9 +240,6 @@ def eval_grants(
 ) -> None:
     """Related grants: how many share a field of science with the text, and how well the confidence is calibrated."""
     from scimatch.evaluation.grants import run_grants
-
-    def progress(message: str) -> None:
-        console.print(f"[dim]{message}[/dim]")
 
     try:
         result = run_grants(data, Settings(), sample_size, seed, train, fit, home, progress)
@@ -287,9 +284,6 @@ def bench(
         from scimatch.evaluation.raybench import run_ray_bench as run_bench
     else:
         from scimatch.evaluation.bench import format_bench, run_bench
-
-    def progress(message: str) -> None:
-        console.print(f"[dim]{message}[/dim]")
 
     try:
         result = run_bench(corpus, sizes=size, queries=queries, index_docs=index_docs, progress=progress)
