@@ -72,6 +72,16 @@ def test_a_stray_lexical_match_does_not_rank_a_translation_below_its_vector_part
     assert fuse(lexical, vector, "weighted", 0.45, cross_language=frozenset({3}))[0].key == 3
 
 
+def test_when_every_candidate_is_in_another_language_hybrid_ranks_as_vector():
+    """A pool of one other language: a wrong document that shares a name or a loanword with the query (BM25
+    finds it, alone or with the vector side) must not climb above the answer the vector side ranks higher."""
+    lexical = [(2, 9.0), (5, 8.0), (3, 1.0)]  # 2 and 5 share a name with the query (5 only BM25 found), 3 a number
+    vector = [(9, 0.70), (1, 0.62), (2, 0.61), (3, 0.58), (4, 0.40)]  # document 1: the translation
+    fused = fuse(lexical, vector, "weighted", 0.45, cross_language=frozenset({1, 2, 3, 4, 5, 9}), lexical_floor=10.0)
+    assert [f.key for f in fused] == [9, 1, 2, 3, 4]  # 5, found by a stray match alone, is no candidate
+    assert all(f.lexical_score is None for f in fused), "a stray cross-language match is not shown as lexical evidence"
+
+
 def test_the_best_of_weak_lexical_matches_is_not_scaled_to_a_full_match():
     """With a floor (a share of the query's BM25 upper bound), a top BM25 hit that shares only a word or two
     with the query stays well below 1, so the vector side's clear winner is not outvoted."""

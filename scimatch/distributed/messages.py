@@ -40,7 +40,7 @@ class CandidateRequest:
 class ShardCandidates:
     lexical: list[tuple[int, float]]  # (rowid, bm25 score), best first
     vector: list[tuple[int, float, int]]  # (rowid, best passage score, passage seq), best first
-    other_language: list[int] = field(default_factory=list)  # vector hits written in another language than the query
+    other_language: list[int] = field(default_factory=list)  # candidates (either side) in another language than the query
     same_language: list[int] = field(default_factory=list)  # vector hits written in the query's language
 
 

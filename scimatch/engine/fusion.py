@@ -5,10 +5,11 @@
   candidate list, then combined convexly, w * vector + (1 - w) * bm25 (the "convex combination"
   of Bruch, Gai & Ingber, ACM TOIS 2023; txtai and OpenSearch's normalization processor do the same).
   A document missing from one side gets 0 there, except a document written in another language than
-  the query's: BM25 cannot match across languages, so its lexical part is taken to be as good as its
-  vector part (``cross_language``) instead of a zero that would rank every same-language document
-  that shares a word above it; where it does share a name or a number with the query, the better of the
-  two counts, so a stray lexical match never ranks a translation lower than no match at all.
+  the query's (``cross_language``): BM25 cannot match across languages, so its lexical part is taken to be
+  its vector part, instead of a zero that would rank every same-language document that shares a word above
+  it. A name, a number or a loanword it shares with the query is not counted either (nor does it stretch
+  the lexical side's scale): such a stray match would lift one wrong document above the answer, and where
+  every candidate is in another language (a pool of one language) hybrid then ranks exactly as vector.
   The lexical side is scaled against a floor, a share (``lexical_bound_share``) of the most BM25 could
   give the query, not only against its own best hit: when every lexical hit shares just a word or two
   with the query (another language, a paraphrase), none of them is scaled up to a full match.
@@ -58,6 +59,7 @@ def fuse(
     share of the query's upper bound; a best hit below it is scaled below 1."""
     if method not in FUSIONS:
         raise ValueError(f"unknown fusion {method!r}; valid: {', '.join(FUSIONS)}")
+    lexical = [(key, score) for key, score in lexical if key not in cross_language]
     lex_rank = {key: (rank, score) for rank, (key, score) in enumerate(lexical, start=1)}
     vec_rank = {key: (rank, score) for rank, (key, score) in enumerate(vector, start=1)}
     if method == "rrf":
@@ -74,8 +76,8 @@ def fuse(
         vr, vs = vec_rank.get(key, (None, None))
         vec = contribution_vec.get(key, 0.0)
         lex = contribution_lex.get(key, 0.0)
-        if key in cross_language:  # a stray lexical match (a name, a number) must not pull it below its vector part
-            lex = max(lex, vec)
+        if key in cross_language:  # as good as its vector part, never a zero or a stray match
+            lex = vec
         score = w_lex * lex + w_vec * vec
         fused.append(Fused(key, score, lr, ls, vr, vs))
     fused.sort(key=lambda f: (-f.score, f.key))

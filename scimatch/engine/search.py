@@ -211,7 +211,8 @@ class HybridSearcher:
         if "vector" in modes:
             lists["vector"] = single(vector, "vector")
         if "hybrid" in modes:
-            cross = self._other_language([k for k, _ in vector], language)
+            # every candidate in another language, including those only BM25 found (by a shared name)
+            cross = self._other_language([k for k, _ in vector] + [k for k, _ in lexical], language)
             lists["hybrid"] = fuse(lexical, vector, self.settings.fusion, self.settings.vector_weight,
                                    self.settings.rrf_k, cross, floor)
         return lists, best_passage
