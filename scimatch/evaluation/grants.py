@@ -35,6 +35,7 @@ from scimatch.engine.grants import (
     read_calibrations,
 )
 from scimatch.errors import InputError
+from scimatch.evaluation.metrics import expected_calibration_error
 from scimatch.evaluation.partners import is_training
 from scimatch.indexer.pipeline import index_paths
 from scimatch.indexer.readers.base import Rejection
@@ -105,15 +106,12 @@ def separating_cosine(pairs: list[tuple[float, bool]]) -> float:
 
 
 def calibration_error(confidences: list[float], labels: list[bool]) -> dict[str, float]:
-    """Expected calibration error (10 equal-width bins), mean confidence and observed rate."""
-    p = np.array(confidences)
-    y = np.array(labels, dtype=float)
-    if not len(p):
+    """Expected calibration error, mean confidence and observed rate."""
+    if not confidences:
         return {"ece": 0.0, "mean_confidence": 0.0, "observed": 0.0, "pairs": 0}
-    bins = np.minimum((p * 10).astype(int), 9)
-    ece = sum(abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).mean() for b in range(10) if (bins == b).any())
-    return {"ece": round(float(ece), 4), "mean_confidence": round(float(p.mean()), 4),
-            "observed": round(float(y.mean()), 4), "pairs": len(p)}
+    return {"ece": round(expected_calibration_error(confidences, labels), 4),
+            "mean_confidence": round(float(np.mean(confidences)), 4), "observed": round(float(np.mean(labels)), 4),
+            "pairs": len(confidences)}
 
 
 def wikipedia_paragraphs(data: Path) -> Iterator[str]:
@@ -149,14 +147,14 @@ def run_grants(data: Path, settings: Settings, n: int = 300, seed: int = 1, n_tr
             rng = random.Random(0)
             train_pairs = [labelled_pairs(engine, p, fields, funded, rng, RETRIEVED) for p in train]
             randoms = [pair for _, rs in train_pairs for pair in rs]
+            pairs = [pair for ls, rs in train_pairs for pair in (*ls, *rs)]
             base_rate = float(np.mean([label for _, label in randoms]))
-            curve = fit_curve([pair for ls, rs in train_pairs for pair in (*ls, *rs)], base_rate,
+            curve = fit_curve(pairs, base_rate,
                               f"isotonic regression on {len(train)} CORDIS training projects (hash quarter 0-3): "
                               f"their first {RETRIEVED} related funded records and {RANDOM_PER_PROJECT} random ones, "
                               "labelled by a shared EuroSciVoc field")
             calibrations = read_calibrations()
-            calibrations[settings.model] = {**curve.to_json(), "separating_cosine": separating_cosine(
-                [pair for ls, rs in train_pairs for pair in (*ls, *rs)])}
+            calibrations[settings.model] = {**curve.to_json(), "separating_cosine": separating_cosine(pairs)}
             CALIBRATION_PATH.write_text(json.dumps(calibrations, indent=1) + "\n")
             load_grant_calibration.cache_clear()
         curve = load_grant_calibration(settings.model)

@@ -1,4 +1,4 @@
-"""Ranking metrics as BEIR reports them (trec_eval definitions: linear gain, log2 discount)."""
+"""Ranking metrics as BEIR reports them (trec_eval definitions: linear gain, log2 discount), and calibration."""
 
 from __future__ import annotations
 
@@ -36,3 +36,12 @@ def mean_metrics(runs: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[
         "recall@100": round(sum(recall_at(runs[q], qrels[q]) for q in qids) / n, 4),
         "mrr@10": round(sum(mrr_at(runs[q], qrels[q]) for q in qids) / n, 4),
     }
+
+
+def expected_calibration_error(confidences: Sequence[float], outcomes: Sequence[bool]) -> float:
+    """Mean |confidence - observed rate| over 10 equal-width confidence bins, weighted by each bin's share."""
+    bins: dict[int, list[tuple[float, float]]] = {}
+    for p, y in zip(confidences, outcomes, strict=True):
+        bins.setdefault(min(int(p * 10), 9), []).append((p, 1.0 if y else 0.0))
+    n = len(confidences)
+    return sum(abs(sum(p for p, _ in b) / len(b) - sum(y for _, y in b) / len(b)) * len(b) / n for b in bins.values())

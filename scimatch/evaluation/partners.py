@@ -35,6 +35,7 @@ from scimatch.engine.matching import (
 )
 from scimatch.engine.orggraph import RESEARCH_KINDS
 from scimatch.errors import InputError
+from scimatch.evaluation.metrics import expected_calibration_error
 from scimatch.evaluation.profile_bm25 import ProfileBM25
 from scimatch.indexer.pipeline import index_paths
 from scimatch.settings import Settings
@@ -133,13 +134,12 @@ def rank_keys(cands: list[Candidate], model: PartnerModel) -> tuple[list[str], l
 
 def calibration(probs: list[list[float]], keys: list[list[str]], truths: list[frozenset[str]]) -> dict[str, float]:
     """Expected calibration error over the top-10 suggestions (10 equal-width bins)."""
-    p = np.array([x for row in probs for x in row[:10]])
-    hit = np.array([1.0 if k in t else 0.0 for row, t in zip(keys, truths, strict=True) for k in row[:10]])
-    if len(p) == 0:
+    p = [x for row in probs for x in row[:10]]
+    hit = [k in t for row, t in zip(keys, truths, strict=True) for k in row[:10]]
+    if not p:
         return {"ece": 0.0, "mean_confidence": 0.0, "precision": 0.0}
-    bins = np.minimum((p * 10).astype(int), 9)
-    ece = sum(abs(p[bins == b].mean() - hit[bins == b].mean()) * (bins == b).mean() for b in range(10) if (bins == b).any())
-    return {"ece": round(float(ece), 4), "mean_confidence": round(float(p.mean()), 4), "precision": round(float(hit.mean()), 4)}
+    return {"ece": round(expected_calibration_error(p, hit), 4), "mean_confidence": round(float(np.mean(p)), 4),
+            "precision": round(float(np.mean(hit)), 4)}
 
 
 def run_partners(
