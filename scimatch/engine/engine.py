@@ -253,12 +253,16 @@ class Engine:
 
     def similar_to_id(self, doc_id: str, limit: int = 10, filters: Filters | None = None) -> SearchResult:
         """Related work for a stored record, from its stored passage vectors (no re-embedding)."""
+        return self._similar_to_id(doc_id, limit, filters)[0]
+
+    def _similar_to_id(self, doc_id: str, limit: int, filters: Filters | None) -> tuple[SearchResult, np.ndarray]:
+        """The related work (the record itself left out) and the record's passage vectors it was found with."""
         self._sync_reader()
         stored = self._stored(doc_id)
         base = filters or Filters()
         filters = Filters(**{**base.__dict__, "exclude_rowids": (*base.exclude_rowids, stored.rowid)})
         vectors = self.catalog.doc_vectors(stored.rowid)
-        return self._similar(stored.record.searchable_text(), vectors, limit, filters)
+        return self._similar(stored.record.searchable_text(), vectors, limit, filters), vectors
 
     def similar_to_text(self, text: str, limit: int = 10, filters: Filters | None = None) -> SearchResult:
         """Related work for pasted text or a PDF's text (long texts: passages aggregated)."""
@@ -292,11 +296,7 @@ class Engine:
 
     def related_grants_for_id(self, doc_id: str, limit: int = 10) -> RelatedGrants:
         """Grants and projects related to a stored project or publication."""
-        self._sync_reader()
-        stored = self._stored(doc_id)
-        vectors = self.catalog.doc_vectors(stored.rowid)
-        filters = Filters(kinds=FUNDED_KINDS, exclude_rowids=(stored.rowid,))
-        return self._related_grants(self._similar(stored.record.searchable_text(), vectors, limit, filters), vectors)
+        return self._related_grants(*self._similar_to_id(doc_id, limit, Filters(kinds=FUNDED_KINDS)))
 
     def _related_grants(self, result: SearchResult, query_vectors: np.ndarray) -> RelatedGrants:
         with self._rw.read():
