@@ -204,18 +204,22 @@ def eval_partners(
     data: CordisArg,
     sample_size: SampleOpt = 300,
     seed: Annotated[int, typer.Option(help="Which projects are held out.")] = 1,
-    train: Annotated[int, typer.Option(help="Training projects (disjoint pool) for the learned weights.")] = 600,
+    train: Annotated[int, typer.Option(help="Training projects (disjoint pool) for the learned weights.")] = 1200,
     fit: Annotated[bool, typer.Option("--fit", help="Refit and save the shipped model on the training projects.")] = False,
     home: HomeOpt = None,
+    save: Annotated[Path | None, typer.Option(help="Also write every figure as JSON here.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recall@10, hit@10 and MRR of partner matching on held-out CORDIS projects, with an ablation."""
     from scimatch.evaluation.partners import run_partners
 
+    check_writable(save)
     try:
         result = run_partners(data, Settings(), sample_size, seed, train, fit, home, progress)
     except ScimatchError as exc:
         fail(str(exc))
+    if save:
+        write_output(save, json.dumps(result, indent=2) + "\n")
     if as_json:
         print(json.dumps(result))
         return

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import typer.main
-from conftest import native_line, scifact_lines
+from conftest import DATA, native_line, scifact_lines
 from typer.testing import CliRunner
 
 from scimatch.cli import app
@@ -225,6 +225,14 @@ def test_eval_commands_name_a_missing_folder(tmp_path) -> None:
     for args in (["eval", "beir", str(missing)], ["eval", "partners", str(missing), "--home", str(tmp_path / "h")]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 1 and "nowhere" in result.output, result.output
+
+
+def test_eval_partners_refuses_an_unwritable_save_path_before_any_work(tmp_path) -> None:
+    home = tmp_path / "h"
+    result = CliRunner().invoke(app, ["eval", "partners", str(DATA / "cordis"), "--home", str(home),
+                                      "--save", str(tmp_path / "no-such-folder" / "out.json")])
+    assert result.exit_code == 1 and "no-such-folder" in result.output, result.output
+    assert not home.exists()  # refused before the CORDIS export was indexed
 
 
 # ---- proposals, duplicate checks, keys, audit --------------------------------------------------------

@@ -26,10 +26,12 @@ from scimatch.cli import app as cli_app
 from scimatch.engine.engine import Engine
 from scimatch.engine.filters import Filters
 from scimatch.engine.grants import FUNDED_KINDS, related_grants
-from scimatch.engine.matching import FEATURES, MatchResult, named_features, need_terms
+from scimatch.engine.matching import FEATURES, MatchResult, PartnerModel, named_features, need_terms, rank_candidates
 from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph
 from scimatch.engine.partners import MAX_EVIDENCE, PartnerQuery
 from scimatch.errors import NotFoundError, ScimatchError
+from scimatch.evaluation.partner_fit import CALIBRATION_TOP
+from scimatch.evaluation.partners import candidates_for, eligible_projects, fit_weights
 from scimatch.indexer.pipeline import index_records
 from scimatch.indexer.readers.base import Rejection
 from scimatch.indexer.readers.registry import read_path
@@ -669,3 +671,28 @@ def test_a_need_unlike_every_indexed_project_gets_no_strong_match(match_engine, 
     assert result.no_strong_match and result.matches == [] and result.message
     assert result.candidates > 0  # organisations were considered and judged too unlikely, not missing
     assert held_out_result.matches and not held_out_result.no_strong_match
+
+
+def test_weights_fitted_on_some_needs_rank_the_partners_of_others_and_are_calibrated_where_shown(match_engine):
+    """The fitting path of ``eval partners --fit`` on the slice's real projects, each held out of its own
+    candidates: weights fitted on half of them give the other half's true research partners far more
+    confidence than the rest, and on the fitted needs the confidence of the first candidates (where the
+    product shows it) averages their real share of partners."""
+    projects = eligible_projects(match_engine)
+    assert len(projects) >= 20
+    cands = [candidates_for(match_engine, p) for p in projects]
+    train, test = slice(0, None, 2), slice(1, None, 2)
+    weights, intercept, base_rate = fit_weights(cands[train], projects[train], FEATURES)
+    model = PartnerModel(weights, intercept)
+    assert 0 < base_rate < 0.1
+
+    def ranked(cs, project):
+        return [(c.info.key in project.truth, p) for c, p in rank_candidates(cs, model)]
+
+    unseen = [row for cs, p in zip(cands[test], projects[test], strict=True) for row in ranked(cs, p)]
+    partner = [p for is_partner, p in unseen if is_partner]
+    others = [p for is_partner, p in unseen if not is_partner]
+    assert partner and np.mean(partner) > 5 * np.mean(others)
+    shown = [row for cs, p in zip(cands[train], projects[train], strict=True) for row in ranked(cs, p)[:CALIBRATION_TOP]]
+    observed, predicted = np.mean([is_partner for is_partner, _ in shown]), np.mean([p for _, p in shown])
+    assert abs(predicted - observed) < 0.25 * observed, (predicted, observed)

@@ -9,7 +9,7 @@ profile per organisation (``profile_bm25.py``).
 
 Training and evaluation projects are kept apart by a stable hash of the project id: ids whose
 SHA-1 ends in a digit 0-3 of base 16 (a quarter) are the *training* pool (``--fit`` learns the
-logistic weights there); evaluation samples are drawn only from the other three quarters.
+weights there); evaluation samples are drawn only from the other three quarters.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from scimatch.engine.matching import (
 from scimatch.engine.orggraph import RESEARCH_KINDS
 from scimatch.errors import InputError
 from scimatch.evaluation.metrics import expected_calibration_error
+from scimatch.evaluation.partner_fit import CALIBRATION_TOP, fit_listwise
 from scimatch.evaluation.profile_bm25 import ProfileBM25
 from scimatch.indexer.pipeline import index_paths
 from scimatch.settings import Settings
@@ -113,17 +114,13 @@ def metrics(ranked_keys: list[list[str]], truths: list[frozenset[str]]) -> dict[
 def fit_weights(
     cands: list[list[Candidate]], projects: list[HeldOut], features: tuple[str, ...],
 ) -> tuple[dict[str, float], float, float]:
-    """Logistic regression on candidate rows labelled by true participation (training projects only).
-
-    Returns (weights, intercept, base rate): the base rate is the share of candidates that are real
-    partners, from which the 'no strong match' cut-off is set."""
-    from sklearn.linear_model import LogisticRegression
-
+    """Weights over ``features`` fitted on training projects' candidates, labelled by true participation
+    (``partner_fit.fit_listwise``). Returns (weights, intercept, base rate)."""
     idx = [FEATURES.index(f) for f in features]
-    x = np.vstack([feature_matrix(c)[:, idx] for c in cands if c])
-    y = np.concatenate([[1 if cand.info.key in p.truth else 0 for cand in c] for c, p in zip(cands, projects, strict=True) if c])
-    model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
-    return dict(zip(features, model.coef_[0].tolist(), strict=True)), float(model.intercept_[0]), float(y.mean())
+    rows = [feature_matrix(c)[:, idx] if c else np.zeros((0, len(idx))) for c in cands]
+    labels = [np.array([1.0 if cand.info.key in p.truth else 0.0 for cand in c]) for c, p in zip(cands, projects, strict=True)]
+    weights, intercept, base_rate = fit_listwise(rows, labels)
+    return dict(zip(features, weights.tolist(), strict=True)), intercept, base_rate
 
 
 def rank_keys(cands: list[Candidate], model: PartnerModel) -> tuple[list[str], list[float]]:
@@ -143,7 +140,7 @@ def calibration(probs: list[list[float]], keys: list[list[str]], truths: list[fr
 
 
 def run_partners(
-    data: Path, settings: Settings, n: int = 300, seed: int = 1, n_train: int = 600, fit: bool = False,
+    data: Path, settings: Settings, n: int = 300, seed: int = 1, n_train: int = 1200, fit: bool = False,
     home: Path | None = None, progress: Callable[[str], None] = print,
 ) -> dict:
     from scimatch.evaluation.beir import eval_home
@@ -182,7 +179,8 @@ def run_partners(
                 "weights": weights, "intercept": intercept,
                 "min_confidence": round(BASE_RATE_MULTIPLE * base_rate, 4),
                 "base_rate": round(base_rate, 5),
-                "provenance": f"logistic regression on {len(train)} CORDIS training projects (hash quarter 0-3), "
+                "provenance": f"listwise fit, Platt-calibrated on each need's top {CALIBRATION_TOP}, on {len(train)} "
+                              f"CORDIS training projects (hash quarter 0-3), "
                               f"features {list(FEATURES)}",
             }, indent=2))
             engine.partners.model = type(engine.partners.model).load()
