@@ -28,16 +28,18 @@ def fit_listwise(rows: list[np.ndarray], labels: list[np.ndarray]) -> tuple[np.n
     from scipy.optimize import minimize
     from sklearn.linear_model import LogisticRegression
 
-    teaching = [(x, y) for x, y in zip(rows, labels, strict=True) if len(x) and y.sum() > 0]
-    if not teaching:
+    nonempty = [(x, y) for x, y in zip(rows, labels, strict=True) if len(x)]
+    with_partner = [x for x, y in nonempty if y.sum() > 0]  # a need without a real partner teaches no order
+    if not with_partner:
         raise ValueError("no training need has a real partner among its candidates")
-    pooled = np.vstack([x for x, _ in teaching])
+    pooled = np.vstack(with_partner)
     mean, scale = pooled.mean(axis=0), pooled.std(axis=0) + 1e-9
-    needs = [((x - mean) / scale, y, y.sum()) for x, y in teaching]
+    needs = [((x - mean) / scale, y) for x, y in nonempty]  # standardised once, for the fit and the calibration
+    teaching = [(z, y, y.sum()) for z, y in needs if y.sum() > 0]
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         total, grad = 0.0, np.zeros_like(w)
-        for z, y, k in needs:
+        for z, y, k in teaching:
             s = z @ w
             s = s - s.max()
             p = np.exp(s)
@@ -45,20 +47,19 @@ def fit_listwise(rows: list[np.ndarray], labels: list[np.ndarray]) -> tuple[np.n
             p /= norm
             total -= (y @ s - k * np.log(norm)) / k
             grad -= (y @ z - k * (p @ z)) / k
-        return total / len(needs) + L2 * w @ w, grad / len(needs) + 2 * L2 * w
+        return total / len(teaching) + L2 * w @ w, grad / len(teaching) + 2 * L2 * w
 
     w = minimize(loss, np.zeros(pooled.shape[1]), jac=True, method="L-BFGS-B").x
     shown_scores, shown_labels = [], []
-    for x, y in zip(rows, labels, strict=True):
-        if len(x):
-            s = ((x - mean) / scale) @ w
-            top = np.argsort(-s, kind="stable")[:CALIBRATION_TOP]
-            shown_scores.append(s[top])
-            shown_labels.append(y[top])
+    for z, y in needs:
+        s = z @ w
+        top = np.argsort(-s, kind="stable")[:CALIBRATION_TOP]
+        shown_scores.append(s[top])
+        shown_labels.append(y[top])
     platt = LogisticRegression(C=1e4, max_iter=1000).fit(np.concatenate(shown_scores)[:, None],
                                                          np.concatenate(shown_labels))
     slope, offset = float(platt.coef_[0][0]), float(platt.intercept_[0])
     weights = slope * w / scale
     intercept = offset - float(weights @ mean)
-    base_rate = float(np.concatenate([y for x, y in zip(rows, labels, strict=True) if len(x)]).mean())
+    base_rate = float(np.concatenate([y for _, y in needs]).mean())
     return weights, intercept, base_rate
