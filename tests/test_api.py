@@ -267,6 +267,8 @@ def test_health_and_stats(client):
     health = client.get("/health")
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "documents": engine.catalog.count()}
+    probe = client.head("/health")
+    assert probe.status_code == 200 and probe.content == b""
     stats = client.get("/stats").json()
     assert stats["documents"] == engine.catalog.count()
     assert stats["passages"] == engine.catalog.passage_count() >= stats["documents"]

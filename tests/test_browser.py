@@ -180,6 +180,8 @@ def test_page_is_served_and_left_out_of_the_api_schema(server: LiveServer) -> No
     page = httpx.get(f"{server.url}/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
+    head = httpx.head(f"{server.url}/")
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-type"].startswith("text/html")
     for name in ("app.js", "app.css", "favicon.svg"):
         assert httpx.get(f"{server.url}/static/{name}").status_code == 200
     assert httpx.get(f"{server.url}/static/..%2Fmain.py").status_code == 404

@@ -11,8 +11,9 @@ from scimatch.api.uploads import ERRORS
 router = APIRouter(tags=["system"], responses=ERRORS)
 
 
-@router.get("/health", response_model=HealthOut)
+@router.api_route("/health", methods=["GET", "HEAD"], response_model=HealthOut)
 def health(engine: EngineDep) -> dict:
+    """Liveness and document count; HEAD answers too, for load balancers that probe with it."""
     return {"status": "ok", "documents": engine.catalog.count()}
 
 

@@ -2,7 +2,8 @@
 
 The page only calls the public JSON API of this same service; nothing is built or fetched from elsewhere.
 Only the files shipped in ``scimatch/api/static`` (no sub-folders) are served, so no request path can reach
-another file. These routes are left out of the OpenAPI schema.
+another file. These routes are left out of the OpenAPI schema, and answer HEAD as well as GET (uptime checks
+and proxies probe with HEAD).
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ def _static_files() -> dict[str, Path]:
 FILES = _static_files()
 
 
-@router.get("/", include_in_schema=False)
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 def portal_page() -> FileResponse:
     """The portal page (search, partners, proposal check, regions)."""
     return FileResponse(STATIC_DIR / "index.html", media_type=MEDIA_TYPES[".html"], headers=PAGE_HEADERS)
 
 
-@router.get("/static/{name}", include_in_schema=False)
+@router.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
 def static_file(name: str) -> FileResponse:
     path = FILES.get(name)
     if path is None:
