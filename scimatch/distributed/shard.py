@@ -56,8 +56,8 @@ class ShardService:
                 vector = self.engine.searcher.vector_docs(request.query_vectors, request.limit, request.filters)
             # what fusion must know and only the shard's catalog can tell (HybridSearcher.ranked_modes does the same)
             keys = [r for r, _, _ in vector]
-            other = self.engine.searcher._other_language(keys + [r for r, _ in lexical], request.language)
-            same = self.engine.searcher._same_language(keys, request.language)
+            other = self.engine.searcher.other_language(keys + [r for r, _ in lexical], request.language)
+            same = self.engine.searcher.same_language(keys, request.language)
         return ShardCandidates(lexical, vector, sorted(other), sorted(same))
 
     def fetch(self, request: FetchRequest) -> ShardFetch:

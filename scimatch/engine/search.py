@@ -60,7 +60,7 @@ class HybridSearcher:
                 "SELECT rowid, language FROM documents WHERE language IS NOT NULL")}
         return self._languages
 
-    def _other_language(self, keys: Sequence[int], language: str | None) -> frozenset[int]:
+    def other_language(self, keys: Sequence[int], language: str | None) -> frozenset[int]:
         """Documents known to be written in another language than the query's."""
         if language is None:
             return frozenset()
@@ -72,11 +72,11 @@ class HybridSearcher:
         translation is not ranked below a merely related text for being in another language."""
         if not self.same_language_bias or language is None or not vector:
             return vector
-        return without_language_bias(vector, self._same_language([k for k, _ in vector], language),
+        return without_language_bias(vector, self.same_language([k for k, _ in vector], language),
                                      self.same_language_bias)
 
-    def _same_language(self, keys: Sequence[int], language: str | None) -> frozenset[int]:
-        """Documents written in the query's language, or in none known (as ``_other_language`` and the hubness
+    def same_language(self, keys: Sequence[int], language: str | None) -> frozenset[int]:
+        """Documents written in the query's language, or in none known (as ``other_language`` and the hubness
         correction count them): the bias must not lift a record only because its language could not be told."""
         if language is None:
             return frozenset()
@@ -212,7 +212,7 @@ class HybridSearcher:
             lists["vector"] = single(vector, "vector")
         if "hybrid" in modes:
             # every candidate in another language, including those only BM25 found (by a shared name)
-            cross = self._other_language([k for k, _ in vector] + [k for k, _ in lexical], language)
+            cross = self.other_language([k for k, _ in vector] + [k for k, _ in lexical], language)
             lists["hybrid"] = fuse(lexical, vector, self.settings.fusion, self.settings.vector_weight,
                                    self.settings.rrf_k, cross, floor)
         return lists, best_passage
