@@ -29,7 +29,7 @@ from scimatch.engine.grants import FUNDED_KINDS, related_grants
 from scimatch.engine.matching import FEATURES, MatchResult, PartnerModel, named_features, need_terms, rank_candidates
 from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph
 from scimatch.engine.partners import MAX_EVIDENCE, PartnerQuery
-from scimatch.errors import NotFoundError, ScimatchError
+from scimatch.errors import InputError, NotFoundError, ScimatchError
 from scimatch.evaluation.partner_fit import CALIBRATION_TOP
 from scimatch.evaluation.partners import candidates_for, eligible_projects, fit_weights
 from scimatch.indexer.pipeline import index_records
@@ -228,6 +228,37 @@ def test_asker_marks_past_partners_and_raises_confidence(match_engine, asker_cas
         if match.worked_with_asker:
             assert match_engine.graph.partners(asker_id)[match.id] == match.shared_projects
 
+
+def test_an_asker_named_twice_counts_once(match_engine, client, asker_case):
+    """By id and by name (with stray spaces) is one organisation: its collaborations are not counted twice."""
+    project, asker_id, asker_name, _ = asker_case
+    once = match_engine.match_partners(PartnerQuery(project.text, asker=(asker_id,), limit=20))
+    twice = match_engine.match_partners(PartnerQuery(project.text, asker=(asker_id, f"  {asker_name} ", asker_id),
+                                                     limit=20))
+    assert twice.asker == [asker_id]
+    assert [(m.id, m.confidence, m.shared_projects) for m in twice.matches] == \
+        [(m.id, m.confidence, m.shared_projects) for m in once.matches]
+    assert any(m.worked_with_asker for m in once.matches)
+
+
+def test_a_name_several_organisations_carry_is_refused_with_their_ids(make_engine, encoder, sample_projects):
+    """CORDIS registers "UNIVERSITE DE TOULOUSE" under two ids: a bare name must not pick one silently."""
+    ids = {p.organization.id for r in sample_projects for p in r.participants
+           if p.organization.name.casefold() == "universite de toulouse"}
+    assert len(ids) == 2
+    projects = [r for r in sample_projects if ids & participant_ids(r)]
+    engine = make_engine(projects)
+    need = next(r.text for r in projects if r.text)
+    with pytest.raises(InputError, match="give one id") as raised:
+        engine.match_partners(PartnerQuery(need, asker=(" Universite de Toulouse",)))
+    assert all(key in str(raised.value) for key in ids)
+    for key in ids:  # each id stays unambiguous
+        assert engine.match_partners(PartnerQuery(need, asker=(key,))).asker == [key]
+    with TestClient(create_app(Settings(home=engine.settings.home), encoder=encoder)) as client:
+        response = client.post("/match/partners", json={"text": need, "asker": ["UNIVERSITE DE TOULOUSE"]})
+        assert response.status_code == 422 and all(key in detail_of(response) for key in ids)
+        assert client.get("/organizations/UNIVERSITE DE TOULOUSE").status_code == 422
+        assert {client.get(f"/organizations/{key}").json()["id"] for key in ids} == ids
 
 # ---- abstention ------------------------------------------------------------------------------------
 def test_very_high_threshold_abstains(match_engine, held_out, held_out_row, monkeypatch):

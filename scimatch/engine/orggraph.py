@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from scimatch.engine.catalog import Catalog
+from scimatch.errors import InputError
 
 RESEARCH_KINDS = ("university", "research_institute")
 
@@ -109,12 +110,21 @@ class OrgGraph:
         counts = Counter(self.doc_year.get(d) for d in info.docs)
         return {y: n for y, n in sorted(counts.items(), key=lambda kv: kv[0] or 0) if y is not None}
 
-    def find(self, key_or_name: str) -> OrgInfo | None:
-        """An organisation by id, or by exact (case-insensitive) name."""
+    def find_all(self, key_or_name: str) -> list[OrgInfo]:
+        """The organisation with this id, or every one with this exact (case-insensitive) name: a name is not
+        unique ("UNIVERSITE DE TOULOUSE" has two ids in CORDIS). Surrounding spaces are ignored."""
+        key_or_name = key_or_name.strip()
         if key_or_name in self.orgs:
-            return self.orgs[key_or_name]
+            return [self.orgs[key_or_name]]
         wanted = key_or_name.casefold()
-        for info in self.orgs.values():
-            if info.name.casefold() == wanted:
-                return info
-        return None
+        return sorted((info for info in self.orgs.values() if info.name.casefold() == wanted), key=lambda i: i.key)
+
+    def find(self, key_or_name: str) -> OrgInfo | None:
+        """One organisation by id or exact name; a name several organisations carry is refused with their
+        ids rather than silently answered with one of them."""
+        found = self.find_all(key_or_name)
+        if len(found) > 1:
+            ids = ", ".join(info.key for info in found)
+            raise InputError("organization", f"{key_or_name.strip()!r} is the name of {len(found)} organisations "
+                             f"({ids}): give one id")
+        return found[0] if found else None

@@ -59,14 +59,15 @@ class PartnerMatcher:
         self.model = PartnerModel.load()
 
     def resolve_asker(self, asker: Sequence[str]) -> list[str]:
-        """Asker organisations by id or exact name; an unknown one is an error, not silently dropped."""
-        keys = []
+        """Asker organisations by id or exact name, each once: one named twice, or by name and by id, would
+        count its collaborations twice. An unknown one is an error, not silently dropped."""
+        keys: dict[str, None] = {}
         for name in asker:
             info = self.graph.find(name)
             if info is None:
                 raise NotFoundError(f"no organisation with id or name {name!r}")
-            keys.append(info.key)
-        return keys
+            keys[info.key] = None
+        return list(keys)
 
     def evidence_pool(self, text: str, exclude_docs: frozenset[int], mode: str = "hybrid") -> tuple[list[Fused], str]:
         """The documents the need statement resembles (passages of a long text all take part)."""
