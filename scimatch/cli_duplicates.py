@@ -109,7 +109,7 @@ def scan(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """All proposals of a call against each other, earlier calls and the catalog; clusters of overlaps."""
+    """All proposals of a call against each other, the proposals of other calls and the catalog; clusters of overlaps."""
     check_writable(json_out, csv_out)
     with open_engine(home) as engine, Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
                                                TimeRemainingColumn(), console=console, disable=as_json) as bar:

@@ -114,6 +114,19 @@ def test_duplicate_check_finds_the_stored_proposal_and_is_audited(client, secret
     assert any(e["actor"] == "olga" and e["action"] == "proposals.read" for e in entries)
 
 
+
+def test_the_public_documents_route_refuses_a_proposal(client, secret):
+    """An admin writing a proposal through POST /documents gets it refused, not filed as a public write."""
+    other = {**secret, "id": "PROP-VIA-DOCUMENTS", "kind": "proposal"}
+    response = client.post("/documents", headers=ADMIN, json=[other])
+    assert response.status_code == 422 and "POST /proposals" in response.text
+    mixed = client.post("/documents", headers=ADMIN, json=[other, {"id": "pub-next-to-it", "title": "A public note"}])
+    assert mixed.status_code == 201 and mixed.json()["added"] == 1
+    assert "POST /proposals" in mixed.json()["rejected"][0]
+    assert client.get(f"/proposals/{other['id']}", headers=ADMIN).status_code == 404
+    assert client.get("/proposals", headers=ADMIN).json() == {"calls": {secret["call"]: 1}}
+    assert client.delete("/documents/pub-next-to-it", headers=ADMIN).status_code == 200
+
 def test_roles_401_without_key_403_with_too_low_a_role(client, secret):
     assert client.post("/duplicates/check", json={"text": "x"}).status_code == 401
     assert client.post("/duplicates/check", json={"text": "x"}, headers=UNKNOWN).status_code == 401

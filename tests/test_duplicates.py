@@ -117,6 +117,17 @@ def test_call_scan_clusters_overlapping_proposals_and_keeps_them_out_of_the_cata
         dup_engine.scan_call("CALL-9")
 
 
+
+def test_a_proposal_under_a_public_records_id_is_still_checked_against_that_record(dup_engine, cordis_records):
+    """The proposal store and the catalog are separate name spaces: a proposal is only itself in the store."""
+    source = long_projects(cordis_records)[5]
+    dup_engine.upsert([Proposal(id=source.id, call="CALL-7", title=source.title, text=source.text)])
+    stored = dup_engine.check_stored_proposal(source.id)
+    assert flags(stored).get(source.id) == "duplicate" and stored.matches[0].kind == "project"
+    scanned = dup_engine.scan_call("CALL-7")
+    assert [(p.proposal, p.other, p.other_kind, p.verdict) for p in scanned.pairs] == \
+        [(source.id, source.id, "project", "duplicate")]
+
 def test_public_catalog_refuses_a_proposal(dup_engine):
     proposal = Proposal(id="P-X", call="C", title="t", text="some text")
     with pytest.raises(ScimatchError, match="confidential"):

@@ -361,12 +361,13 @@ class Engine:
         return self.checker.prepare(text, passages, **options)
 
     def check_stored_proposal(self, proposal_id: str, limit: int = 10) -> DuplicateReport:
-        """Check a stored proposal against everything but itself, reusing its stored vectors."""
+        """Check a stored proposal against everything but itself, reusing its stored vectors. Itself is its
+        row in the proposal store: a public record may carry the same id and is checked like any other."""
         self._sync_reader()
         stored = self.get_proposal(proposal_id)
         item = CheckInput(self.proposals.side(stored.rowid), self.proposals.passage_vectors(stored.rowid),
                           stored.proposal.searchable_text(), stored.proposal.start_date, stored.proposal.end_date,
-                          frozenset({proposal_id}), frozenset({stored.rowid}))
+                          exclude_rowids=frozenset({stored.rowid}))
         return self.checker.check(item, limit)
 
     def get_proposal(self, proposal_id: str) -> StoredProposal:

@@ -1,4 +1,4 @@
-"""Scan a whole call: every proposal against the others, the earlier calls and the public catalog.
+"""Scan a whole call: every proposal against the other proposals (of every call) and the public catalog.
 
 Each proposal is checked once with its stored sentence and passage vectors (nothing is re-embedded
 but the public records a proposal might copy, cached across the scan), so the cost grows linearly
@@ -66,7 +66,7 @@ def scan_call(checker: DuplicateChecker, store: ProposalStore, call: str, progre
     for done, stored in enumerate(members, start=1):
         proposal = stored.proposal
         item = CheckInput(store.side(stored.rowid), store.passage_vectors(stored.rowid), proposal.searchable_text(),
-                          proposal.start_date, proposal.end_date, frozenset({proposal.id}), frozenset({stored.rowid}))
+                          proposal.start_date, proposal.end_date, exclude_rowids=frozenset({stored.rowid}))
         for match in checker.check(item, limit=50).matches:
             key = frozenset({proposal.id, match.id})
             if match.verdict not in FLAGGED or key in seen:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from scimatch.api.deps import Admin, EngineDep
 from scimatch.api.schemas import DeletedOut, IndexSummaryOut
 from scimatch.api.uploads import ERRORS, ErrorOut
-from scimatch.records import describe_validation_error, parse_record
+from scimatch.records import Proposal, describe_validation_error, parse_record
 
 router = APIRouter(tags=["documents"], responses={
     **ERRORS, 401: {"model": ErrorOut, "description": "No X-API-Key."},
@@ -31,9 +31,15 @@ def add_documents(
     for number, data in enumerate(records, start=1):
         try:
             data.setdefault("kind", "publication")
-            valid.append(parse_record(data))
+            record = parse_record(data)
         except ValidationError as exc:
             rejected.append(f"body:{number}: {describe_validation_error(exc)}")
+            continue
+        if isinstance(record, Proposal):  # confidential: its own route, its own audit entry
+            rejected.append(f"body:{number}: a proposal is confidential and never a public document: "
+                            "add it with POST /proposals")
+        else:
+            valid.append(record)
     if not valid:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"rejected": rejected})
     summary = engine.upsert(valid)

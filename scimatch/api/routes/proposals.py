@@ -71,7 +71,7 @@ async def check(request: Request, engine: EngineDep, settings: SettingsDep, who:
 
 @router.post("/duplicates/scan", response_model=None)
 def scan(engine: EngineDep, who: Officer, payload: Annotated[ScanIn, Body()]) -> dict | PlainTextResponse:
-    """Every proposal of a call against the others, earlier calls and the catalog; pairs and clusters."""
+    """Every proposal of a call against the other proposals (of every call) and the catalog; pairs and clusters."""
     report = engine.scan_call(payload.call)
     engine.audit.record(who.name, who.role.name, "duplicates.scan", payload.call, pairs=len(report.pairs))
     if payload.format == "csv":

@@ -11,10 +11,15 @@ from scimatch.api.uploads import ERRORS
 router = APIRouter(tags=["system"], responses=ERRORS)
 
 
-@router.api_route("/health", methods=["GET", "HEAD"], response_model=HealthOut)
+@router.get("/health", response_model=HealthOut)
 def health(engine: EngineDep) -> dict:
-    """Liveness and document count; HEAD answers too, for load balancers that probe with it."""
     return {"status": "ok", "documents": engine.catalog.count()}
+
+
+@router.head("/health", include_in_schema=False)
+def health_probe(engine: EngineDep) -> None:
+    """HEAD /health for load balancers and uptime checks that probe with HEAD (the body is never sent)."""
+    engine.catalog.count()
 
 
 @router.get("/stats")
