@@ -43,3 +43,21 @@ def detect_query(text: str, every_script: bool = False) -> str | None:
     if every_script or _CYRILLIC.search(text) or _KAZAKH_LATIN.search(text):
         return detect(text)
     return None
+
+
+NAMES = {"en": "English", "ru": "Russian", "kk": "Kazakh", "de": "German", "fr": "French", "es": "Spanish",
+         "it": "Italian", "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "tr": "Turkish"}
+
+
+def unreadable(text: str, languages: tuple[str, ...], model: str) -> str | None:
+    """Why a model that reads only ``languages`` cannot match this text (None: it can). Only scripts English
+    does not use are looked at (as for queries), so English with a foreign name in it stays readable."""
+    if not languages:
+        return None
+    language = detect_query(text)
+    if language is None or language in languages:
+        return None
+    readable = ", ".join(NAMES.get(code, code) for code in languages)
+    return (f"the text is in {NAMES.get(language, language)}, and this index's model ({model}) reads only {readable}: "
+            "its matches and confidences would mean nothing. Give the text in "
+            f"{readable}, or index with the multilingual model (SCIMATCH_MODEL=multilingual)")

@@ -35,6 +35,7 @@ from scimatch.evaluation.partners import candidates_for, eligible_projects, fit_
 from scimatch.indexer.pipeline import index_records
 from scimatch.indexer.readers.base import Rejection
 from scimatch.indexer.readers.registry import read_path
+from scimatch.pdftext import extract_pdf
 from scimatch.records import Project
 from scimatch.settings import Settings
 
@@ -375,6 +376,21 @@ def test_blank_need_is_an_error(match_engine, client, text):
     assert response.status_code == 422
     detail_of(response)
 
+
+@pytest.mark.parametrize("language", ["ru", "kk"])
+def test_a_text_the_english_model_cannot_read_is_refused_not_matched(client, parallel_rows, language):
+    """MiniLM reads English: a Russian or Kazakh need would be ranked and calibrated on meaningless vectors
+    (a Russian guide used to get institutes at 0.04-0.07), so every text route says why and what to do."""
+    sentence = parallel_rows[0][language]
+    for route in ("/match/partners", "/match/experts", "/grants/related", "/similar"):
+        response = client.post(route, json={"text": sentence})
+        assert response.status_code == 422, (route, response.text[:200])
+        assert "multilingual" in detail_of(response) and "reads only English" in detail_of(response)
+    english = client.post("/match/partners", json={"text": parallel_rows[0]["en"]})
+    assert english.status_code == 200
+    manual = extract_pdf(DATA / "pdfs" / "ru-mpman-ru.pdf").text
+    with pytest.raises(InputError, match="Russian"):
+        client.app.state.engine.match_partners(PartnerQuery(manual))
 
 def test_unknown_asker_is_not_found(match_engine, client, held_out):
     with pytest.raises(NotFoundError, match="no-such-org"):

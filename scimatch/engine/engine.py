@@ -31,6 +31,7 @@ from scimatch.engine.search import HybridSearcher
 from scimatch.engine.vector import FaissIndex, VectorConfig
 from scimatch.errors import InputError, NotFoundError
 from scimatch.language import detect as detect_language
+from scimatch.language import unreadable
 from scimatch.models import Encoder, get_spec, load_encoder
 from scimatch.models.centering import load_centering, search_corrections
 from scimatch.records import Proposal, Record
@@ -274,9 +275,15 @@ class Engine:
         words = text.split()[: self.settings.max_similar_words]
         if not words:  # an empty text would be "similar" to whatever the model places near nothing
             raise InputError("text", "is empty: give the text to find related work for")
+        self._refuse_unreadable(" ".join(words))
         self._sync_reader()
         passages = split_passages(" ".join(words), self.settings.passage_words, self.settings.passage_overlap)
         return " ".join(words), self.encoder.encode_passages(passages)
+
+    def _refuse_unreadable(self, text: str) -> None:
+        reason = unreadable(text, self.spec.languages, self.spec.name)
+        if reason:
+            raise InputError("text", reason)
 
     def _similar(self, text: str, vectors: np.ndarray, limit: int, filters: Filters) -> SearchResult:
         with self._rw.read():
@@ -317,6 +324,7 @@ class Engine:
 
     def match_experts(self, text: str, limit: int = 10) -> ExpertResult:
         """People whose documents fit a topic or text, with evidence and affiliation."""
+        self._refuse_unreadable(text)
         self._sync_reader()
         with self._rw.read():
             fused, terms = self.partners.evidence_pool(text, frozenset())
@@ -324,6 +332,7 @@ class Engine:
 
     def match_partners(self, query: PartnerQuery) -> MatchResult:
         """Research organisations for a need statement, with evidence and calibrated confidence."""
+        self._refuse_unreadable(query.text)
         self._sync_reader()
         with self._rw.read():
             return self.partners.match(query)

