@@ -23,7 +23,9 @@ def match_partners(
     pdf: Annotated[Path | None, typer.Option(help="A PDF holding the need statement.")] = None,
     asker: Annotated[list[str] | None, typer.Option(help="The asking organisation (id or exact name; repeatable).")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Organisation kinds to rank (default: research).")] = None,
-    region: Annotated[str | None, typer.Option(help="Region code (NUTS-2 or KZ-xx) for --region-mode.")] = None,
+    region: Annotated[str | None, typer.Option(
+        help="Where the asker is: a region (NUTS-2 or KZ-xx) or a country code. It counts for the same-region "
+             "(or same-country) signal beside the asker's own, and --region-mode first/only use it.")] = None,
     region_mode: Annotated[str, typer.Option(help="any, first (region's organisations first) or only.")] = "any",
     limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
     home: HomeOpt = None,

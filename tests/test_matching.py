@@ -26,7 +26,15 @@ from scimatch.cli import app as cli_app
 from scimatch.engine.engine import Engine
 from scimatch.engine.filters import Filters
 from scimatch.engine.grants import FUNDED_KINDS, related_grants
-from scimatch.engine.matching import FEATURES, MatchResult, PartnerModel, named_features, need_terms, rank_candidates
+from scimatch.engine.matching import (
+    FEATURES,
+    MatchResult,
+    PartnerModel,
+    asker_places,
+    named_features,
+    need_terms,
+    rank_candidates,
+)
 from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph
 from scimatch.engine.partners import MAX_EVIDENCE, PartnerQuery
 from scimatch.errors import InputError, NotFoundError, ScimatchError
@@ -297,8 +305,11 @@ def test_region_only_and_first(match_engine, held_out, held_out_row, wide_result
     def inside(match) -> bool:
         return (match.region if place == "region" else match.country) == code
 
-    expected = [m.id for m in wide_result.matches if inside(m)]
-    assert expected, code
+    # the named place is where the asker is (it raises its organisations' same-region or same-country signal
+    # in every mode); "only" keeps the "any" list's organisations of that place, in the same order
+    anywhere = match_engine.match_partners(held_out_query(held_out, held_out_row, region=code, limit=100))
+    expected = [m.id for m in anywhere.matches if inside(m)]
+    assert expected and set(expected) >= {m.id for m in wide_result.matches if inside(m)}, code
     only = match_engine.match_partners(held_out_query(held_out, held_out_row, region=code, region_mode="only"))
     assert only.matches and all(inside(m) for m in only.matches), [(m.region, m.country) for m in only.matches]
     assert [m.id for m in only.matches] == expected[:10]
@@ -306,8 +317,29 @@ def test_region_only_and_first(match_engine, held_out, held_out_row, wide_result
     flags = [inside(m) for m in first.matches]
     assert flags == sorted(flags, reverse=True), flags  # all of the region first, then the rest
     assert [m.id for m in first.matches][: len(only.matches)] == [m.id for m in only.matches]
-    assert len(first.matches) == min(10, len(wide_result.matches))
+    assert len(first.matches) == min(10, len(anywhere.matches))
 
+
+def test_a_named_place_adds_to_the_askers_own(match_engine, asker_case):
+    """A region or country in the request is where the asker is, beside its own region: naming its country
+    keeps the same-region signal of the asker's region and raises only organisations of that country."""
+    project, asker_id, _, _ = asker_case
+    own = match_engine.graph.orgs[asker_id]
+    other = "KZ" if own.country != "KZ" else "DE"
+    assert own.region and own.country
+
+    def matches(region: str | None) -> dict[str, object]:
+        query = PartnerQuery(project.text, asker=(asker_id,), region=region, limit=100)
+        return {m.id: m for m in match_engine.match_partners(query).matches}
+
+    assert asker_places([own], other) == ({own.country, other}, {own.region})
+    assert asker_places([own], "KZ-75") == ({own.country}, {own.region, "KZ-75"})
+    plain, country, lowercase = matches(None), matches(f" {other.lower()}"), matches(own.region.lower())
+    for m in country.values():
+        assert m.signals["same_region"] == (m.region == own.region), "the asker's own region still counts"
+        assert m.signals["same_country"] == (m.country in (own.country, other))
+    assert any(m.country == other for m in country.values())
+    assert [(m.id, m.confidence) for m in lowercase.values()] == [(m.id, m.confidence) for m in plain.values()]
 
 def test_unknown_region_mode_is_rejected(match_engine, held_out, client):
     with pytest.raises(ValueError, match="region mode"):

@@ -161,9 +161,7 @@ def candidate_features(
     doc_score = {f.key: f.score for f in fused}
     rank = {f.key: i for i, f in enumerate(fused, start=1)}
     need_words, need_phrase = need_terms(need_text)
-    asker_infos = [graph.orgs[a] for a in asker if a in graph.orgs]
-    countries = {i.country for i in asker_infos if i.country}
-    regions = {region} if region else {i.region for i in asker_infos if i.region}
+    countries, regions = asker_places([graph.orgs[a] for a in asker if a in graph.orgs], region)
     candidates = []
     for key, docs in per_org_docs.items():
         info = graph.orgs[key]
@@ -187,6 +185,28 @@ def candidate_features(
         evidence = sorted(((d, doc_score.get(d, 0.0)) for d in docs), key=lambda kv: -kv[1])
         candidates.append(Candidate(info, features, evidence, shared))
     return candidates
+
+
+def asker_places(askers: Sequence[OrgInfo], region: str | None) -> tuple[set[str], set[str]]:
+    """The countries and regions the asker is in: its organisations' own, plus the region the request names
+    (an asker the index does not know can say where it is). A two-letter code is a country: it counts for
+    the same-country signal and takes nothing away from the asker's own region."""
+    countries = {i.country for i in askers if i.country}
+    regions = {i.region for i in askers if i.region}
+    if region and is_country_code(region):
+        countries.add(region)
+    elif region:
+        regions.add(region)
+    return countries, regions
+
+
+def region_code(code: str | None) -> str | None:
+    """Region and country codes as the sources write them ("be10 " is BE10); blank is none."""
+    return code.strip().upper() or None if code else None
+
+
+def is_country_code(code: str) -> bool:
+    return len(code) == 2 and code.isalpha()
 
 
 def need_terms(need_text: str) -> tuple[set[str], str]:

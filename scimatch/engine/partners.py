@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from scimatch.engine.matching import (
     PartnerModel,
     candidate_features,
     rank_candidates,
+    region_code,
 )
 from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph
 from scimatch.engine.passages import split_passages
@@ -84,6 +85,7 @@ class PartnerMatcher:
 
     def match(self, query: PartnerQuery) -> MatchResult:
         started = time.perf_counter()
+        query = replace(query, region=region_code(query.region))
         self.graph.refresh()
         asker = self.resolve_asker(query.asker)
         fused, terms = self.evidence_pool(query.text, query.exclude_docs)
@@ -99,6 +101,7 @@ class PartnerMatcher:
         vector (no re-embedding, no averaging), and its past partners count as collaboration.
         """
         started = time.perf_counter()
+        region = region_code(region)
         self.graph.refresh()
         info = self.graph.find(org)
         if info is None:

@@ -23,7 +23,9 @@ class PartnersIn(RequestBody):
     text: str = Field(min_length=1, description="The enterprise's need statement.")
     asker: list[str] = Field(default_factory=list, max_length=20, description="Asking organisation ids or exact names.")
     kinds: list[OrgKind] = Field(default_factory=lambda: [OrgKind(k) for k in RESEARCH_KINDS], min_length=1)
-    region: str | None = Field(default=None, max_length=64)
+    region: str | None = Field(default=None, max_length=64, description=(
+        "Where the asker is: a region (NUTS-2 or KZ-xx) or a country code. It counts for the same-region (or "
+        "same-country) signal beside the asker's own places; region_mode first/only list its organisations first/only."))
     region_mode: Literal["any", "first", "only"] = "any"
     limit: int = Field(default=10, ge=1, le=100)
 
