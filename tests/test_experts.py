@@ -52,6 +52,8 @@ def test_expert_is_the_author_of_the_matching_paper(engine: Engine, papers: list
     assert top.affiliations == ["Journal of Open Source Education"]
     assert 0.0 <= top.confidence <= 1.0
     assert all(e.confidence >= result.min_confidence for e in result.experts)
+    scores = [e.score for e in result.experts]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0, "the shown score is the order"
 
 
 def test_experts_come_from_the_bundled_papers_as_the_indexer_reads_them(make_engine) -> None:

@@ -1,10 +1,10 @@
 """Experts: people (authors and person records) whose work fits a topic, with evidence and affiliation.
 
 People are found through the documents the text resembles, exactly as organisations are, and
-ranked by their decayed text evidence. No expert-level ground truth exists here to fit a calibrated
-model, so an expert's confidence is the cosine similarity of their best document to the text (MiniLM
-cosines under ~0.35 are unrelated texts on the SciFact and CORDIS data), and ``MIN_SIMILARITY`` is the
-'no strong match' cut-off.
+ranked by their decayed text evidence (``score``, shown, so the order explains itself). No expert-level
+ground truth exists here to fit a calibrated model, so an expert's confidence is the cosine similarity
+of their best document to the text (MiniLM cosines under ~0.35 are unrelated texts on the SciFact and
+CORDIS data), and ``MIN_SIMILARITY`` is the 'no strong match' cut-off.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ class ExpertMatch:
     id: str
     name: str
     affiliations: list[str]
-    confidence: float
+    score: float  # what orders the list: the decayed BM25 + vector evidence of their best documents
+    confidence: float  # their best document's cosine to the text (the 'no strong match' test)
     documents: int
     evidence: list[Evidence]
 
@@ -70,7 +71,7 @@ def rank_experts(catalog: Catalog, fused: list[Fused], terms: str, limit: int,
         scored.append((evidence_score, confidence, key, person))
     scored.sort(key=lambda t: -t[0])
     experts = []
-    for _, confidence, key, person in scored:
+    for evidence_score, confidence, key, person in scored:
         if len(experts) >= limit:
             break
         if confidence < min_similarity:
@@ -81,7 +82,7 @@ def rank_experts(catalog: Catalog, fused: list[Fused], terms: str, limit: int,
             passage, _ = snippet(rec.text or rec.title, terms)
             evidence.append(Evidence(rec.id, rec.title, rec.year, round(bm25.get(doc, 0.0), 4), passage))
         experts.append(ExpertMatch(key, person["name"], [n for n, _ in person["orgs"].most_common(3)],
-                                   round(confidence, 4), len(person["docs"]), evidence))
+                                   round(evidence_score, 4), round(confidence, 4), len(person["docs"]), evidence))
     none = not experts
     message = (f"no strong match: no person's work reaches similarity {min_similarity:g}" if none
                else f"{len(experts)} people with work at similarity ≥ {min_similarity:g}")
