@@ -156,7 +156,7 @@ def encrypted_pdf() -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("case", ["blank", "encrypted pdf", "50 MB", "not json", "bad date"])
+@pytest.mark.parametrize("case", ["blank", "encrypted pdf", "50 MB", "not json", "bad date", "period reversed"])
 def test_bad_duplicate_check_input_is_a_clear_4xx(client, case):
     if case == "blank":
         response = client.post("/duplicates/check", headers=OFFICER, json={"text": "   "})
@@ -173,9 +173,14 @@ def test_bad_duplicate_check_input_is_a_clear_4xx(client, case):
         response = client.post("/duplicates/check", headers={**OFFICER, "content-type": "application/json"},
                                content=b"{not json")
         expected = 422
-    else:
+    elif case == "bad date":
         response = client.post("/duplicates/check", headers=OFFICER, json={"text": "a text", "start_date": "soon"})
         expected = 422
+    else:
+        response = client.post("/duplicates/check", headers=OFFICER,
+                               json={"text": "a text", "start_date": "2026-01-01", "end_date": "2025-01-01"})
+        expected = 422
+        assert "before start_date" in response.text
     assert response.status_code == expected, response.text[:300]
     assert response.json()["detail"]
 

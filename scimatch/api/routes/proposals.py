@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from scimatch.api.deps import Admin, EngineDep, Officer, SettingsDep
 from scimatch.api.schemas import RequestBody
@@ -32,6 +32,13 @@ class CheckIn(RequestBody):
     end_date: date | None = None
     exclude: list[str] = Field(default_factory=list, max_length=50, description="Record ids to leave out.")
     limit: int = Field(default=10, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _period_in_order(self) -> CheckIn:
+        """A funding period that ends before it starts would overlap nothing and hide a real overlap."""
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
 
 
 class ScanIn(RequestBody):
