@@ -39,6 +39,7 @@ BODY_DOC = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": PartnersIn.model_json_schema()},
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}, "asker": {"type": "array", "items": {"type": "string"}},
+        "kinds": {"type": "array", "items": {"type": "string", "enum": [k.value for k in OrgKind]}},
         "region": {"type": "string"}, "region_mode": {"type": "string", "enum": ["any", "first", "only"]},
         "limit": {"type": "integer"}}}},
 }}}
