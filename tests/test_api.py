@@ -125,6 +125,7 @@ def test_similar_to_document(client, sibling_groups):
     got = [h["id"] for h in response.json()["hits"]]
     assert len(got) == 5 and group[0] not in got
     assert set(group[1:]) & set(got)
+    assert response.json()["took_ms"] > 0, "the time it took is measured, not a placeholder"
     assert client.get("/documents/no-such-record/similar").status_code == 404
     assert client.get(f"/documents/{group[0]}/similar", params={"size": 0}).status_code == 422
 
@@ -135,6 +136,7 @@ def test_similar_to_json_text(client, scifact_records):
     assert response.status_code == 200, response.text[:300]
     hits = response.json()["hits"]
     assert len(hits) == 3 and hits[0]["id"] == rec.id
+    assert response.json()["took_ms"] > 0
 
 
 def test_similar_to_pdf_upload(client):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -258,17 +259,19 @@ class Engine:
 
     def _similar_to_id(self, doc_id: str, limit: int, filters: Filters | None) -> tuple[SearchResult, np.ndarray]:
         """The related work (the record itself left out) and the record's passage vectors it was found with."""
+        started = time.perf_counter()
         self._sync_reader()
         stored = self._stored(doc_id)
         base = filters or Filters()
         filters = Filters(**{**base.__dict__, "exclude_rowids": (*base.exclude_rowids, stored.rowid)})
         vectors = self.catalog.doc_vectors(stored.rowid)
-        return self._similar(stored.record.searchable_text(), vectors, limit, filters), vectors
+        return self._similar(stored.record.searchable_text(), vectors, limit, filters, started), vectors
 
     def similar_to_text(self, text: str, limit: int = 10, filters: Filters | None = None) -> SearchResult:
         """Related work for pasted text or a PDF's text (long texts: passages aggregated)."""
+        started = time.perf_counter()
         text, vectors = self._passage_vectors(text)
-        return self._similar(text, vectors, limit, filters or Filters())
+        return self._similar(text, vectors, limit, filters or Filters(), started)
 
     def _passage_vectors(self, text: str) -> tuple[str, np.ndarray]:
         """The text cut to ``max_similar_words`` and its passages' vectors."""
@@ -285,7 +288,10 @@ class Engine:
         if reason:
             raise InputError("text", reason)
 
-    def _similar(self, text: str, vectors: np.ndarray, limit: int, filters: Filters) -> SearchResult:
+    def _similar(self, text: str, vectors: np.ndarray, limit: int, filters: Filters,
+                 started: float | None = None) -> SearchResult:
+        """``started``: when the caller began (embedding included), for ``took_ms``."""
+        started = time.perf_counter() if started is None else started
         with self._rw.read():
             language = detect_language(text)
             key_terms = " ".join(self.lexical.key_terms(text, language=language))
@@ -294,7 +300,8 @@ class Engine:
                 query_vectors=vectors, lexical_query=key_terms, language=language,
             )
             hits = self.searcher.hydrate(fused[:limit], key_terms, best)
-        return SearchResult(text[:200], "hybrid", len(fused), 1, limit, hits, {}, 0.0)
+        return SearchResult(text[:200], "hybrid", len(fused), 1, limit, hits, {},
+                            round((time.perf_counter() - started) * 1000, 2))
 
     def related_grants_for_text(self, text: str, limit: int = 10) -> RelatedGrants:
         """Grants and projects a text (a proposal, a paper) relates to, each with a calibrated confidence."""
