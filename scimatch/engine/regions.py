@@ -5,9 +5,10 @@ subjects*, the precondition for local technology transfer. Everything is read fr
 ``documents``), so it follows every index update; only the term statistics are cached, per catalog generation.
 
 Places. Each organisation link is placed with ``geo.region_label``: EU participants by their stored NUTS-2 code,
-Kazakh ones by their city (``KZ-75`` …). Links without a region (FP7/H2020 rows have no NUTS code, some Kazakh rows
-no city) are left out: a region is never guessed. At city level, cities are grouped by normalised name (Kazakh
-cities by KATO code, so "ALMATY" and "Almaty" are one city).
+Kazakh ones by their city (``KZ-75`` …). A link without one (FP7/H2020 rows have no NUTS code, some Kazakh rows no
+city) takes the place its organisation (same id) has on its other links, the most frequent one; an organisation
+placed on none of its links is left out: a region is never guessed from a name. At city level, cities are grouped
+by normalised name (Kazakh cities by KATO code, so "ALMATY" and "Almaty" are one city).
 
 Per place: ``organisations`` (distinct ``org_id``, else name, each under its most frequent kind), ``people``
 (``person`` records affiliated there), ``projects`` / ``grants`` (distinct records with at least one participant
@@ -230,11 +231,25 @@ def region_indicators(catalog: Catalog, country: str | None = None, top_topics: 
         return keys[(c, r, t)]
 
     where = "WHERE UPPER(o.country) IN (?, ?)" if codes else ""
-    places: dict[PlaceKey, _Place] = defaultdict(_Place)
-    for doc, doc_kind, org, org_kind, c, r, t in catalog.execute(
-            "SELECT o.doc, d.kind, COALESCE(o.org_id, o.name), o.kind, o.country, o.region, o.city "
-            f"FROM doc_orgs o JOIN documents d ON d.rowid = o.doc {where}", codes):
+    links = catalog.execute(
+        "SELECT o.doc, d.kind, COALESCE(o.org_id, o.name), o.kind, o.country, o.region, o.city "
+        f"FROM doc_orgs o JOIN documents d ON d.rowid = o.doc {where} ORDER BY o.doc, o.rowid", codes)
+    seen_at: dict[str, Counter[PlaceKey]] = defaultdict(Counter)
+    for _, _, org, _, c, r, t in links:
+        if (key := place_of(c, r, t)) is not None:
+            seen_at[org][key] += 1
+    org_place = {org: counts.most_common(1)[0][0] for org, counts in seen_at.items()}
+
+    def locate(org: str, c: str | None, r: str | None, t: str | None) -> PlaceKey | None:
+        """The link's own place, else its organisation's (within the country asked for)."""
         key = place_of(c, r, t)
+        if key is None and (not codes or (c or "").upper() in codes):
+            key = org_place.get(org)
+        return key
+
+    places: dict[PlaceKey, _Place] = defaultdict(_Place)
+    for doc, doc_kind, org, org_kind, c, r, t in links:
+        key = locate(org, c, r, t)
         if key is None:
             continue
         place = places[key]
@@ -245,7 +260,7 @@ def region_indicators(catalog: Catalog, country: str | None = None, top_topics: 
         if doc_kind in FUNDED:
             place.org_docs[org].add(doc)
     if places:
-        _add_funding(catalog, places, place_of, codes)
+        _add_funding(catalog, places, locate, codes)
     terms = _terms(catalog, level) if places and top_topics else None
     rows = [_row(level, key, place, terms, top_topics) for key, place in places.items()]
     rows.sort(key=lambda row: (-row.concentration, -row.projects - row.grants, row.region, row.city or ""))
@@ -263,18 +278,20 @@ def _empty_kz_regions(present: set[str]) -> list[RegionRow]:
 
 
 def _add_funding(catalog: Catalog, places: dict[PlaceKey, _Place],
-                 place_of: Callable[[str | None, str | None, str | None], PlaceKey | None], codes: tuple[str, ...]) -> None:
+                 locate: Callable[[str, str | None, str | None, str | None], PlaceKey | None],
+                 codes: tuple[str, ...]) -> None:
     """Each participation's contribution goes to that participant's place only."""
     subset = "AND d.rowid IN (SELECT doc FROM doc_orgs WHERE UPPER(country) IN (?, ?))" if codes else ""
     currency = dict(catalog.execute(
         f"SELECT d.rowid, json_extract(d.record_json, '$.currency') FROM documents d WHERE d.kind IN ('project', 'grant') "
         f"{subset}", codes))
-    for doc, amount, c, r, t in catalog.execute(
-            "SELECT d.rowid, json_extract(p.value, '$.contribution'), json_extract(p.value, '$.organization.country'), "
+    for doc, amount, org, c, r, t in catalog.execute(
+            "SELECT d.rowid, json_extract(p.value, '$.contribution'), COALESCE(json_extract(p.value, '$.organization.id'), "
+            "json_extract(p.value, '$.organization.name')), json_extract(p.value, '$.organization.country'), "
             "json_extract(p.value, '$.organization.region'), json_extract(p.value, '$.organization.city') "
             f"FROM documents d, json_each(d.record_json, '$.participants') p WHERE d.kind IN ('project', 'grant') {subset}",
             codes):
-        key = place_of(c, r, t)
+        key = locate(org, c, r, t)
         if key is None or key not in places:
             continue
         place = places[key]
