@@ -67,6 +67,11 @@ def test_search_filters_by_query_parameters(client, cordis_records):
     assert all(h["kind"] == "project" and h["year"] == project.year for h in body["hits"])
     assert body["facets"]["kind"] == {"project": body["total"]}
     assert client.get("/search", params={"q": project.title, "facets": "false"}).json()["facets"] == {}
+    region = next(p.organization.region for p in project.participants if p.organization.region)
+    exact = client.get("/search", params={"q": project.title, "region": region, "language": "en"}).json()
+    typed = client.get("/search", params={"q": project.title, "region": f" {region.lower()}", "language": "EN"}).json()
+    assert exact["hits"][0]["id"] == project.id and exact["total"] > 0
+    assert [h["id"] for h in typed["hits"]] == [h["id"] for h in exact["hits"]], "codes in any case filter alike"
 
 
 def test_search_pages(client, scifact_queries):

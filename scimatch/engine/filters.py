@@ -18,6 +18,12 @@ class Filters:
     year_max: int | None = None
     exclude_rowids: tuple[int, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        """Codes as the index stores them, so "de21" or "EN" filter instead of silently matching nothing:
+        region codes (NUTS, KZ-xx) upper case, language codes (ISO 639-1) lower case."""
+        object.__setattr__(self, "regions", tuple(r.strip().upper() for r in self.regions))
+        object.__setattr__(self, "languages", tuple(code.strip().lower() for code in self.languages))
+
     def is_empty(self) -> bool:
         return not (
             self.kinds or self.languages or self.org_kinds or self.regions or self.funders
