@@ -694,6 +694,15 @@ def test_profile_lists_activity_partners_topics_and_evidence(match_engine, slice
         match_engine.profile("no-such-organisation")
 
 
+def test_profile_topics_are_words_not_numbers_or_fragments(match_engine) -> None:
+    """"2020", "84", "eu" are frequent and rare enough to score, and name no capability."""
+    active = [key for key, info in match_engine.graph.orgs.items() if len(info.docs) >= 2][:80]
+    assert len(active) >= 20
+    for key in active:
+        topics = match_engine.profile(key).topics
+        assert topics and all(len(t) >= 3 and any(ch.isalpha() for ch in t) for t in topics), (key, topics)
+
+
 def test_profile_endpoint(match_home, encoder, slice_projects) -> None:
     org_id = slice_projects[0].participants[0].organization.id
     with TestClient(create_app(Settings(home=match_home), encoder=encoder)) as client:

@@ -75,3 +75,8 @@ def analyze_kazakh(text: str) -> list[str]:
         if latin not in KAZAKH_STOPWORDS:
             terms.append(kazakh.stem(latin))
     return terms
+
+
+def is_topic_stem(stem: str) -> bool:
+    """Whether a stem can name a topic: three characters or more and at least one letter (not "11", "x")."""
+    return len(stem) >= 3 and any(ch.isalpha() for ch in stem)

@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from scimatch.engine.analysis import WORD_RE, analyze
+from scimatch.engine.analysis import WORD_RE, analyze, is_topic_stem
 from scimatch.engine.catalog import Catalog
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.orggraph import OrgGraph
@@ -80,7 +80,7 @@ def _distinctive_stems(texts: list[str], lexical: TantivyIndex, count: int) -> l
     n = max(searcher.num_docs, 1)
     scored = []
     for stem, here in df_here.items():
-        if here < 2 and len(texts) > 2:
+        if (here < 2 and len(texts) > 2) or not is_topic_stem(stem):
             continue
         df = searcher.doc_freq("body", stem) or 1
         scored.append((here * math.log(1 + n / df), stem))

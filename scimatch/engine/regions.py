@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scimatch.engine.analysis import MAX_TOKEN_CHARS, STOPWORDS, WORD_RE, analyze
+from scimatch.engine.analysis import MAX_TOKEN_CHARS, STOPWORDS, WORD_RE, analyze, is_topic_stem
 from scimatch.engine.catalog import Catalog
 from scimatch.geo import exact_key, kz_city, kz_regions, region_by_iso, region_label
 
@@ -177,7 +177,7 @@ def _compute_terms(catalog: Catalog) -> _Terms:
         if count > best[sid] or (count == best[sid] and word < surface[sid]):
             surface[sid], best[sid] = word, count
     df = np.bincount(np.concatenate([*doc_terms.values(), np.zeros(0, np.int32)]), minlength=len(stems))
-    shaped = np.array([len(s) >= 3 and any(ch.isalpha() for ch in s) for s in stems], dtype=bool)
+    shaped = np.array([is_topic_stem(s) for s in stems], dtype=bool)
     return _Terms(doc_terms, (df >= 2) & shaped, stems, surface)
 
 
