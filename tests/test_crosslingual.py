@@ -357,3 +357,36 @@ def test_hubness_correction_lifts_translations_in_the_mixed_index_and_leaves_one
         searcher.hubness_weight = shipped
     assert with_weight > without, (with_weight, without)
     assert mono_with == mono_without
+
+
+# ---- related grants with the multilingual model ---------------------------------------------------
+@pytest.fixture(scope="module")
+def multilingual_projects(tmp_path_factory, converted, cache_root, cordis_records):
+    """Real CORDIS projects embedded with multilingual-e5 (the model a Kazakh or Russian portal runs)."""
+    from scimatch.models import multilingual
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(multilingual.CACHE_ENV, str(cache_root))
+        encoder = Encoder(get_spec("multilingual"))
+        home = tmp_path_factory.mktemp("multilingual-cordis") / "home"
+        with Engine(Settings(home=home, model="multilingual"), encoder=encoder) as engine:
+            engine.upsert([r for r in cordis_records if r.text][:40])
+            yield engine
+
+
+def test_related_grants_with_the_multilingual_model_have_calibrated_confidence(multilingual_projects, cordis_records,
+                                                                               parallel_rows):
+    """The multilingual model has its own fitted curve (its cosines mean something else than MiniLM's): a
+    project's own text finds it first with a high confidence, every listed record has a confidence at or above
+    the cut-off that follows its cosine, and a Kazakh or Russian text is matched, not refused."""
+    project = next(r for r in cordis_records if r.text and len(r.text.split()) > 100)
+    own = multilingual_projects.related_grants_for_text(project.text, 5)
+    assert own.min_confidence is not None and "not calibrated" not in own.message
+    assert own.grants[0].id == project.id and own.grants[0].confidence > 0.5
+    assert all(g.confidence is not None and g.confidence >= own.min_confidence for g in own.grants)
+    by_cosine = sorted(own.grants, key=lambda g: g.cosine)
+    assert [g.confidence for g in by_cosine] == sorted(g.confidence for g in own.grants)
+    for language in ("kk", "ru"):
+        other = multilingual_projects.related_grants_for_text(parallel_rows[0][language], 5)
+        assert other.min_confidence == own.min_confidence
+        assert all(g.confidence is not None and g.confidence >= other.min_confidence for g in other.grants)
