@@ -4,6 +4,9 @@ and cross-lingual search with the multilingual model over aligned sentences of `
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from conftest import DATA
@@ -91,17 +94,25 @@ def test_the_best_of_weak_lexical_matches_is_not_scaled_to_a_full_match():
     assert fuse(lexical, vector, "weighted", 0.45, lexical_floor=0.3 * 40)[0].key == 2
 
 
-@pytest.fixture(scope="module")
-def multilingual_engine(tmp_path_factory, converted, cache_root, parallel_rows):
+@contextmanager
+def engine_with_multilingual_model(home: Path, cache_root: Path, records: list) -> Iterator[Engine]:
+    """An engine on ``home`` embedding with multilingual-e5 (from the session's converted cache)."""
     from scimatch.models import multilingual
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(multilingual.CACHE_ENV, str(cache_root))
         encoder = Encoder(get_spec("multilingual"))
-        home = tmp_path_factory.mktemp("multilingual") / "home"
         with Engine(Settings(home=home, model="multilingual"), encoder=encoder) as engine:
-            engine.upsert(aligned(parallel_rows, 1004, 40, language=None))  # NTREX news sentences
+            engine.upsert(records)
             yield engine
+
+
+@pytest.fixture(scope="module")
+def multilingual_engine(tmp_path_factory, converted, cache_root, parallel_rows):
+    home = tmp_path_factory.mktemp("multilingual") / "home"
+    # NTREX news sentences
+    with engine_with_multilingual_model(home, cache_root, aligned(parallel_rows, 1004, 40, language=None)) as engine:
+        yield engine
 
 
 @pytest.mark.parametrize("source,target", [("kk", "en"), ("kk", "ru"), ("ru", "en"), ("en", "kk")])
@@ -363,15 +374,9 @@ def test_hubness_correction_lifts_translations_in_the_mixed_index_and_leaves_one
 @pytest.fixture(scope="module")
 def multilingual_projects(tmp_path_factory, converted, cache_root, cordis_records):
     """Real CORDIS projects embedded with multilingual-e5 (the model a Kazakh or Russian portal runs)."""
-    from scimatch.models import multilingual
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(multilingual.CACHE_ENV, str(cache_root))
-        encoder = Encoder(get_spec("multilingual"))
-        home = tmp_path_factory.mktemp("multilingual-cordis") / "home"
-        with Engine(Settings(home=home, model="multilingual"), encoder=encoder) as engine:
-            engine.upsert([r for r in cordis_records if r.text][:40])
-            yield engine
+    home = tmp_path_factory.mktemp("multilingual-cordis") / "home"
+    with engine_with_multilingual_model(home, cache_root, [r for r in cordis_records if r.text][:40]) as engine:
+        yield engine
 
 
 def test_related_grants_with_the_multilingual_model_have_calibrated_confidence(multilingual_projects, cordis_records,
