@@ -117,6 +117,35 @@ def match_grants(
     Console(width=max(Console().width, 150)).print(table)
 
 
+@match_app.command("orgs")
+def find_orgs(
+    query: Annotated[str, typer.Argument(help="Words of the name, e.g. 'nazarbayev univ'.")],
+    kind: Annotated[list[str] | None, typer.Option(help="Organisation kinds to keep (repeatable).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Organisations by name, with the ids that --asker, match enterprises and profile take."""
+    from scimatch.records import OrgKind
+
+    kinds = known_choices(kind, OrgKind, "--kind")
+    with open_engine(home) as engine:
+        found = engine.find_organizations(query, limit, kinds)
+    if as_json:
+        print(json.dumps({"query": query, "count": len(found), "organizations": [asdict(o) for o in found]},
+                         ensure_ascii=False, indent=2))
+        return
+    if not found:
+        console.print(f"no organisation's name holds every word of {query!r}")
+        return
+    table = Table(title=f"organisations matching {query!r}")
+    for column in ("id", "name", "kind", "country", "city", "documents"):
+        table.add_column(column)
+    for o in found:
+        table.add_row(o.id, o.name, o.kind or "", o.country or "", o.city or "", str(o.documents))
+    Console(width=max(Console().width, 150)).print(table)
+
+
 @match_app.command("profile")
 def profile(
     organization: Annotated[str, typer.Argument(help="Organisation id or exact name.")],

@@ -64,6 +64,8 @@ def public_requests(client, secret: dict, public_id: str) -> dict[str, list[tupl
         "/match/experts": [("POST", "/match/experts", {"json": {**text, "limit": 50}})],
         "/grants/related": [("POST", "/grants/related", {"json": {**text, "size": 50}})],
         "/organizations/{org_id}": [("GET", f"/organizations/{org}", {})],
+        "/organizations": [("GET", "/organizations", {"params": {"q": q, "limit": 100}})
+                           for q in (client.applicant.name, secret["title"].split()[0], secret["call"])],
         "/stats": [("GET", "/stats", {})],
         "/stats/regions": [("GET", "/stats/regions", {"params": {"format": f}}) for f in ("json", "csv")],
         "/health": [("GET", "/health", {})],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -249,6 +250,27 @@ def test_an_asker_named_twice_counts_once(match_engine, client, asker_case):
         [(m.id, m.confidence, m.shared_projects) for m in once.matches]
     assert any(m.worked_with_asker for m in once.matches)
 
+
+def test_organisations_are_found_by_words_of_their_name(match_engine, client, asker_case):
+    """How a user finds the id to ask with: every word of the query begins a word of the name."""
+    _, asker_id, asker_name, _ = asker_case
+    words = [w for w in asker_name.split() if len(w) > 3][:2]
+    query = " ".join(w[:4].lower() for w in words)  # word beginnings, any case
+    body = client.get("/organizations", params={"q": query}).json()
+    assert asker_id in [o["id"] for o in body["organizations"]] and body["count"] == len(body["organizations"])
+    for org in body["organizations"]:
+        name = org["name"].casefold()
+        assert all(any(w.startswith(q) for w in re.findall(r"\w+", name)) for q in query.split()), org
+    exact = client.get("/organizations", params={"q": asker_name}).json()["organizations"]
+    assert exact[0]["id"] == asker_id and exact[0]["documents"] == len(match_engine.graph.orgs[asker_id].docs)
+    kind = match_engine.graph.orgs[asker_id].kind
+    other = "university" if kind != "university" else "enterprise"
+    assert asker_id not in [o["id"] for o in client.get("/organizations", params={"q": query, "kind": other}).json()[
+        "organizations"]]
+    assert client.get("/organizations", params={"q": "zzzqqqxx"}).json() == {"query": "zzzqqqxx", "count": 0,
+                                                                             "organizations": []}
+    for bad in ({"q": ""}, {"q": "!!"}, {"q": query, "limit": 0}, {"q": query, "kind": "castle"}):
+        assert client.get("/organizations", params=bad).status_code == 422, bad
 
 def test_a_name_several_organisations_carry_is_refused_with_their_ids(make_engine, encoder, sample_projects):
     """CORDIS registers "UNIVERSITE DE TOULOUSE" under two ids: a bare name must not pick one silently."""
@@ -670,6 +692,20 @@ def test_cli_match_grants(match_home, held_out):
     both = runner.invoke(cli_app, ["match", "grants", "some text", "--id", held_out.id, "--home", str(match_home)])
     assert both.exit_code != 0 and "exactly one of TEXT, --pdf or --id" in both.output
 
+
+
+def test_cli_match_orgs(match_home, asker_case):
+    _, asker_id, asker_name, _ = asker_case
+    runner = CliRunner()
+    found = runner.invoke(cli_app, ["match", "orgs", asker_name.lower(), "--json", "--home", str(match_home)])
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.output)["organizations"][0]["id"] == asker_id
+    table = runner.invoke(cli_app, ["match", "orgs", asker_name, "--home", str(match_home)])
+    assert table.exit_code == 0 and asker_id in table.output
+    none = runner.invoke(cli_app, ["match", "orgs", "zzzqqqxx", "--home", str(match_home)])
+    assert none.exit_code == 0 and "no organisation" in none.output
+    bad = runner.invoke(cli_app, ["match", "orgs", "x", "--kind", "castle", "--home", str(match_home)])
+    assert bad.exit_code != 0 and "castle" in bad.output
 
 # ---- capability profiles and Kazakh regions ---------------------------------------------------------
 def test_kazakh_participants_get_their_kato_region(sample_projects, kazakh_ids) -> None:

@@ -24,7 +24,7 @@ from scimatch.engine.matching import MatchResult
 from scimatch.engine.orggraph import OrgGraph
 from scimatch.engine.partners import PartnerMatcher, PartnerQuery
 from scimatch.engine.passages import split_passages
-from scimatch.engine.profiles import OrgProfile, org_profile
+from scimatch.engine.profiles import OrgProfile, OrgSummary, find_organizations, org_profile
 from scimatch.engine.proposals import ProposalStore, StoredProposal
 from scimatch.engine.results import IndexSummary, SearchResult
 from scimatch.engine.scan import Progress, ScanReport, scan_call
@@ -321,6 +321,12 @@ class Engine:
         self._sync_reader()
         with self._rw.read():
             return org_profile(self.catalog, self.lexical, self.graph, org)
+
+    def find_organizations(self, query: str, limit: int = 20, kinds: Sequence[str] = ()) -> list[OrgSummary]:
+        """Organisations by words of their name (the ids to match or profile with)."""
+        self._sync_reader()
+        with self._rw.read():
+            return find_organizations(self.graph, query, limit, tuple(kinds))
 
     def match_enterprises(self, org: str, limit: int = 10, region: str | None = None,
                           region_mode: str = "any") -> MatchResult:

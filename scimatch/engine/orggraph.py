@@ -7,6 +7,7 @@ An organisation's key is its id, or its name where the source gives no id.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from scimatch.engine.catalog import Catalog
 from scimatch.errors import InputError
 
 RESEARCH_KINDS = ("university", "research_institute")
+WORD_RE = re.compile(r"\w+")
 
 
 @dataclass
@@ -119,6 +121,24 @@ class OrgGraph:
         wanted = key_or_name.casefold()
         return sorted((info for info in self.orgs.values() if info.name.casefold() == wanted), key=lambda i: i.key)
 
+    def lookup(self, query: str, limit: int = 20, kinds: tuple[str, ...] = ()) -> list[OrgInfo]:
+        """Organisations whose name holds every word of ``query`` (case-insensitive, as word beginnings):
+        how a user finds the id to ask with. The exact name first, then the most active."""
+        wanted = WORD_RE.findall(query.casefold())
+        if not wanted:
+            return []
+        exact = query.strip().casefold()
+        found = []
+        for info in self.orgs.values():
+            if kinds and info.kind not in kinds:
+                continue
+            name = info.name.casefold()
+            words = WORD_RE.findall(name)
+            if all(any(w.startswith(q) for w in words) for q in wanted):
+                found.append(((name != exact, -len(info.docs), info.name, info.key), info))
+        found.sort(key=lambda item: item[0])
+        return [info for _, info in found[:limit]]
+
     def find(self, key_or_name: str) -> OrgInfo | None:
         """One organisation by id or exact name; a name several organisations carry is refused with their
         ids rather than silently answered with one of them."""
@@ -126,5 +146,5 @@ class OrgGraph:
         if len(found) > 1:
             ids = ", ".join(info.key for info in found)
             raise InputError("organization", f"{key_or_name.strip()!r} is the name of {len(found)} organisations "
-                             f"({ids}): give one id")
+                             f"({ids}): give one id (GET /organizations?q=… or scimatch match orgs … tells them apart)")
         return found[0] if found else None

@@ -37,6 +37,25 @@ class Partner:
 
 
 @dataclass(frozen=True)
+class OrgSummary:
+    """One organisation found by name: enough to tell namesakes apart and to ask with its id."""
+
+    id: str
+    name: str
+    kind: str | None
+    country: str | None
+    region: str | None
+    city: str | None
+    documents: int
+
+
+def find_organizations(graph: OrgGraph, query: str, limit: int = 20, kinds: tuple[str, ...] = ()) -> list[OrgSummary]:
+    graph.refresh()
+    return [OrgSummary(i.key, i.name, i.kind, i.country, i.region, i.city, len(i.docs))
+            for i in graph.lookup(query, limit, kinds)]
+
+
+@dataclass(frozen=True)
 class OrgProfile:
     id: str
     name: str

@@ -69,6 +69,20 @@ class ExpertsIn(RequestBody):
     limit: int = Field(default=10, ge=1, le=100)
 
 
+@router.get("/organizations")
+def find_organizations(
+    engine: EngineDep,
+    q: Annotated[str, Query(min_length=1, max_length=300, pattern=r"\w",
+                            description="Words of the name, e.g. 'nazarbayev univ' (each a word beginning).")],
+    kind: Annotated[list[OrgKind] | None, Query(description="Organisation kinds to keep (repeatable).")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict:
+    """Organisations by name, with the ids that matching, profiles and askers take; namesakes are told apart
+    by kind, country, city and how many documents they have."""
+    found = engine.find_organizations(q, limit, [k.value for k in kind or ()])
+    return {"query": q, "count": len(found), "organizations": [asdict(o) for o in found]}
+
+
 @router.get("/organizations/{org_id:path}")
 def organization_profile(engine: EngineDep, org_id: str) -> dict:
     """Capability profile: topics, activity by year, partners so far, region, recent documents."""
