@@ -334,6 +334,18 @@ def test_partner_match_by_keyboard(page: tuple[object, Console]) -> None:
     shoot(tab, "partners.png", 1500)
     console.check("partners")
 
+    # the asker field suggests organisations by name, each option carrying the id the API takes
+    import httpx
+
+    origin = tab.evaluate("location.origin")
+    known = httpx.get(f"{origin}/organizations", params={"q": "univ", "limit": 1}).json()["organizations"][0]
+    tab.click("#partners-form details.options summary")
+    tab.fill("#asker", " ".join(known["name"].split()[:2]))
+    tab.wait_for_selector(f"#asker-options option[value='{known['id']}']", state="attached")
+    assert known["name"] in tab.get_attribute(f"#asker-options option[value='{known['id']}']", "label")
+    tab.fill("#asker", "")
+    console.check("asker suggestions")
+
     tab.fill("#need", "croissant bakery recipes for a small cafe")
     tab.click("#partners-form button[type=submit]")
     tab.wait_for_selector("#partners-results li.partner, #no-strong-match")

@@ -848,6 +848,29 @@
     return Math.min(Number(input.max) || 100, Math.max(Number(input.min) || 1, value));
   }
 
+  // Suggestions for "your organisation": people know its name, the API takes its id (GET /organizations).
+  let askerSeq = 0;
+  let askerTimer = null;
+  $("#asker").addEventListener("input", () => {
+    clearTimeout(askerTimer);
+    const typed = $("#asker").value.trim();
+    if (typed.length < 3 || /^[\w-]+:\S+$/.test(typed)) return; // too short to search, or already an id
+    askerTimer = setTimeout(async () => {
+      const seq = ++askerSeq;
+      try {
+        const found = await api(`/organizations?q=${encodeURIComponent(typed)}&limit=8`);
+        if (seq !== askerSeq) return;
+        fill($("#asker-options"), found.organizations.map((org) => el("option", {
+          value: org.id,
+          label: `${org.name} (${[org.city, org.country].filter(Boolean).join(", ") || "place unknown"}; ` +
+            `${org.documents} document${org.documents === 1 ? "" : "s"})`,
+        })));
+      } catch {
+        fill($("#asker-options")); // suggestions are a convenience: typing an id or exact name still works
+      }
+    }, 250);
+  });
+
   $("#partners-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = $("#partners-status");
