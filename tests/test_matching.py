@@ -32,6 +32,7 @@ from scimatch.engine.matching import (
     MatchResult,
     PartnerModel,
     asker_places,
+    countries_named,
     named_features,
     need_terms,
     rank_candidates,
@@ -391,6 +392,22 @@ def test_a_city_of_several_words_named_in_the_need_counts_as_named(match_engine)
         other = named_features(info, *need_terms("We look for a laboratory in Taldykorgan for pilot tests."))
         assert other["city_in_need"] == 0.0, info.city
 
+
+
+def test_a_country_named_in_the_need_raises_that_countrys_organisations(match_engine, held_out, held_out_row):
+    """"Pilot sites in Kazakhstan" points at Kazakh organisations: the signal is set for exactly the countries
+    the need names, and their organisations' confidence rises (a learned, positive weight)."""
+    named_before = countries_named(need_terms(held_out.text)[0])
+    assert "KZ" not in named_before
+    plain = {m.id: m for m in match_engine.match_partners(held_out_query(held_out, held_out_row, limit=100)).matches}
+    assert all(m.signals["country_in_need"] == (m.country in named_before) for m in plain.values())
+    text = held_out.text + " The pilot sites are in Kazakhstan."
+    named = match_engine.match_partners(PartnerQuery(text, exclude_docs=frozenset({held_out_row}), limit=100))
+    assert all(m.signals["country_in_need"] == (m.country in named_before | {"KZ"}) for m in named.matches)
+    kazakh = [m for m in named.matches if m.country == "KZ" and m.id in plain]
+    assert kazakh and all(m.confidence > plain[m.id].confidence for m in kazakh)
+    assert countries_named(need_terms("Partners in Greece, Spanish end users and a Казахстан pilot")[0]) == \
+        {"EL", "ES", "KZ"}
 
 def test_kinds_option_returns_only_enterprises(match_engine, held_out, held_out_row):
     result = match_engine.match_partners(held_out_query(held_out, held_out_row, kinds=("enterprise",)))

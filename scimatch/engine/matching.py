@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,11 @@ from scimatch.engine.fusion import Fused
 from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph, OrgInfo
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "partner_model.json"
+COUNTRY_WORDS_PATH = MODEL_PATH.with_name("country_words.json")
 FEATURES = (
     "text_bm25", "text_vector", "collaboration", "collaborating_askers", "collaboration_share",
     "collaboration_text", "activity", "same_country", "same_region", "best_rank", "top20_documents",
-    "named_in_need", "city_in_need",
+    "named_in_need", "city_in_need", "country_in_need",
 )
 # Words that say what kind of body an organisation is, not which one: a need that says "university"
 # names no partner, one that says "Tartu" or "SINTEF" does.
@@ -161,6 +163,7 @@ def candidate_features(
     doc_score = {f.key: f.score for f in fused}
     rank = {f.key: i for i, f in enumerate(fused, start=1)}
     need_words, need_phrase = need_terms(need_text)
+    need_countries = countries_named(need_words)
     countries, regions = asker_places([graph.orgs[a] for a in asker if a in graph.orgs], region)
     candidates = []
     for key, docs in per_org_docs.items():
@@ -181,6 +184,7 @@ def candidate_features(
             "best_rank": 1.0 / min((rank[d] for d in docs), default=math.inf),
             "top20_documents": math.log1p(sum(1 for d in docs if rank[d] <= 20)),
             **named_features(info, need_words, need_phrase),
+            "country_in_need": 1.0 if info.country in need_countries else 0.0,
         }
         evidence = sorted(((d, doc_score.get(d, 0.0)) for d in docs), key=lambda kv: -kv[1])
         candidates.append(Candidate(info, features, evidence, shared))
@@ -213,6 +217,18 @@ def need_terms(need_text: str) -> tuple[set[str], str]:
     """The need's lower-cased words, as a set and as one padded phrase (cities of several words match as a run)."""
     sequence = NAME_WORD_RE.findall(need_text.lower())
     return set(sequence), f" {' '.join(sequence)} "
+
+
+@lru_cache(maxsize=1)
+def country_words() -> dict[str, frozenset[str]]:
+    data = json.loads(COUNTRY_WORDS_PATH.read_text(encoding="utf-8"))
+    return {code: frozenset(words) for code, words in data.items() if not code.startswith("_")}
+
+
+def countries_named(need_words: set[str]) -> frozenset[str]:
+    """Country codes the need names ("pilots in Greece", "Spanish end users"): their organisations are
+    likelier partners (training CV recall@10 0.2805 -> 0.2845, docs/matching.md)."""
+    return frozenset(code for code, words in country_words().items() if words & need_words)
 
 
 def named_features(info: OrgInfo, need_words: set[str], need_phrase: str) -> dict[str, float]:
