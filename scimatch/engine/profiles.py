@@ -56,14 +56,9 @@ def find_organizations(graph: OrgGraph, query: str, limit: int = 20, kinds: tupl
 
 
 @dataclass(frozen=True)
-class OrgProfile:
-    id: str
-    name: str
-    kind: str | None
-    country: str | None
-    region: str | None
-    city: str | None
-    documents: int
+class OrgProfile(OrgSummary):
+    """The summary, plus what the organisation works on, when and with whom."""
+
     activity: dict[int, int]
     topics: list[str]
     partners: list[Partner]
