@@ -45,8 +45,14 @@ def detect_query(text: str, every_script: bool = False) -> str | None:
     return None
 
 
-NAMES = {"en": "English", "ru": "Russian", "kk": "Kazakh", "de": "German", "fr": "French", "es": "Spanish",
-         "it": "Italian", "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "tr": "Turkish"}
+def language_name(code: str) -> str:
+    """"ru" -> "Russian", from lingua's own table (the code as given when lingua does not know it)."""
+    from lingua import IsoCode639_1, Language
+
+    try:
+        return Language.from_iso_code_639_1(IsoCode639_1.from_str(code)).name.title()
+    except ValueError:
+        return code
 
 
 def unreadable(text: str, languages: tuple[str, ...], model: str) -> str | None:
@@ -57,7 +63,7 @@ def unreadable(text: str, languages: tuple[str, ...], model: str) -> str | None:
     language = detect_query(text)
     if language is None or language in languages:
         return None
-    readable = ", ".join(NAMES.get(code, code) for code in languages)
-    return (f"the text is in {NAMES.get(language, language)}, and this index's model ({model}) reads only {readable}: "
+    readable = ", ".join(language_name(code) for code in languages)
+    return (f"the text is in {language_name(language)}, and this index's model ({model}) reads only {readable}: "
             "its matches and confidences would mean nothing. Give the text in "
             f"{readable}, or index with the multilingual model (SCIMATCH_MODEL=multilingual)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from scimatch.engine.fusion import Fused
-from scimatch.engine.orggraph import RESEARCH_KINDS, OrgGraph, OrgInfo
+from scimatch.engine.orggraph import NAME_WORD_RE, RESEARCH_KINDS, OrgGraph, OrgInfo
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "partner_model.json"
 COUNTRY_WORDS_PATH = MODEL_PATH.with_name("country_words.json")
@@ -43,7 +42,6 @@ GENERIC_NAME_WORDS = frozenset([
     "education", "hochschule", "polytechnic", "politecnico", "consiglio", "delle", "ricerche", "consejo",
     "superior", "investigaciones"
 ])
-NAME_WORD_RE = re.compile(r"\w+")
 POSTAL_WORDS = frozenset(["cedex"])  # French postal suffix in CORDIS city fields ("Nancy Cedex")
 EVIDENCE_DECAY = (1.0, 0.5, 0.25)
 REGION_MODES = ("any", "first", "only")

@@ -16,7 +16,7 @@ from scimatch.engine.catalog import Catalog
 from scimatch.errors import InputError
 
 RESEARCH_KINDS = ("university", "research_institute")
-WORD_RE = re.compile(r"\w+")
+NAME_WORD_RE = re.compile(r"\w+")  # words of an organisation name (also used for names named in a need)
 
 
 @dataclass
@@ -124,7 +124,7 @@ class OrgGraph:
     def lookup(self, query: str, limit: int = 20, kinds: tuple[str, ...] = ()) -> list[OrgInfo]:
         """Organisations whose name holds every word of ``query`` (case-insensitive, as word beginnings):
         how a user finds the id to ask with. The exact name first, then the most active."""
-        wanted = WORD_RE.findall(query.casefold())
+        wanted = NAME_WORD_RE.findall(query.casefold())
         if not wanted:
             return []
         exact = query.strip().casefold()
@@ -133,7 +133,7 @@ class OrgGraph:
             if kinds and info.kind not in kinds:
                 continue
             name = info.name.casefold()
-            words = WORD_RE.findall(name)
+            words = NAME_WORD_RE.findall(name)
             if all(any(w.startswith(q) for w in words) for q in wanted):
                 found.append(((name != exact, -len(info.docs), info.name, info.key), info))
         found.sort(key=lambda item: item[0])
