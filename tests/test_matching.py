@@ -32,6 +32,7 @@ from scimatch.engine.matching import (
     MatchResult,
     PartnerModel,
     asker_places,
+    candidate_features,
     countries_named,
     named_features,
     need_terms,
@@ -378,6 +379,36 @@ def test_a_misspelt_option_is_an_error_not_a_silent_default(held_out, client, fi
     response = client.post("/match/partners", json={"text": held_out.text, field: ["enterprise"]})
     assert response.status_code == 422
     assert field in detail_of(response)
+
+
+def test_a_project_with_few_participants_is_a_closer_tie_than_a_large_one(match_engine):
+    """Real enterprises of the slice and the research partners they met in exactly one project: the smaller
+    that project's consortium, the closer the tie; and a project two askers shared with a partner counts once
+    among its shared projects, though both askers met it there."""
+    graph = match_engine.graph
+    compared = 0
+    for asker in sorted(k for k, o in graph.orgs.items() if o.kind == "enterprise"):
+        once = [c for c in candidate_features(graph, [], (asker,)) if c.shared == 1]
+        sizes = {c.info.key: len(graph.doc_orgs[next(iter(c.info.docs & graph.orgs[asker].docs))]) for c in once}
+        for small in once:
+            for large in once:
+                if sizes[small.info.key] < sizes[large.info.key]:
+                    compared += 1
+                    assert small.features["close_ties"] > large.features["close_ties"]
+                    assert small.features["tie_strength"] > large.features["tie_strength"]
+                    assert small.features["shared_projects"] == large.features["shared_projects"] > 0
+    assert compared >= 20
+    project = next(docs for docs in graph.doc_orgs.values()
+                   if sum(graph.orgs[k].kind == "enterprise" for k in docs) >= 2
+                   and any(graph.orgs[k].kind in RESEARCH_KINDS for k in docs))
+    first, second = sorted(k for k in project if graph.orgs[k].kind == "enterprise")[:2]
+    alone = {c.info.key: c for c in candidate_features(graph, [], (first,))}
+    both = {c.info.key: c for c in candidate_features(graph, [], (first, second))}
+    for key in (k for k in project if graph.orgs[k].kind in RESEARCH_KINDS):
+        met = graph.orgs[key].docs & (graph.orgs[first].docs | graph.orgs[second].docs)
+        assert both[key].features["shared_projects"] == pytest.approx(np.log1p(len(met)))
+        assert both[key].features["collaborating_askers"] == 2
+        assert both[key].features["tie_strength"] > alone[key].features["tie_strength"]
 
 
 def test_a_city_of_several_words_named_in_the_need_counts_as_named(match_engine):

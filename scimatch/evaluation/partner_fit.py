@@ -2,8 +2,9 @@
 
 Why not a plain logistic regression over every candidate of every need (the earlier fit): it spends itself on
 the thousand hopeless candidates of each need, while the product is judged on the order of each need's first
-ten. Here the weights are fitted *listwise*: for every training need, the softmax cross-entropy of its real
-partners among its candidates, divided by their number so each need weighs the same, as it does in recall@10.
+ten. Here the weights are fitted *listwise*: for every training need, each real partner's softmax cross-entropy
+against the need's other candidates that are not partners (partners do not compete with one another: a
+consortium takes several), divided by their number so each need weighs the same, as it does in recall@10.
 A listwise score has no level of its own, so a one-variable logistic regression (Platt scaling) over the first
 ``CALIBRATION_TOP`` candidates of every training need then maps it to a probability, calibrated where the
 product shows confidences. The result is the same shape as before, weights and an intercept over the
@@ -35,18 +36,18 @@ def fit_listwise(rows: list[np.ndarray], labels: list[np.ndarray]) -> tuple[np.n
     pooled = np.vstack(with_partner)
     mean, scale = pooled.mean(axis=0), pooled.std(axis=0) + 1e-9
     needs = [((x - mean) / scale, y) for x, y in nonempty]  # standardised once, for the fit and the calibration
-    teaching = [(z, y, y.sum()) for z, y in needs if y.sum() > 0]
+    teaching = [(z[y > 0], z[y == 0]) for z, y in needs if y.sum() > 0]
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         total, grad = 0.0, np.zeros_like(w)
-        for z, y, k in teaching:
-            s = z @ w
-            s = s - s.max()
-            p = np.exp(s)
-            norm = p.sum()
-            p /= norm
-            total -= (y @ s - k * np.log(norm)) / k
-            grad -= (y @ z - k * (p @ z)) / k
+        for partners, others in teaching:
+            sp, so = partners @ w, others @ w
+            top = max(sp.max(), so.max(initial=-np.inf))
+            eo = np.exp(so - top)
+            ep = np.exp(sp - top)
+            norm = ep + eo.sum()  # each partner's own softmax: itself against every non-partner
+            total -= np.sum(sp - top - np.log(norm)) / len(sp)
+            grad -= (partners - (ep[:, None] * partners + (eo @ others)[None, :]) / norm[:, None]).sum(0) / len(sp)
         return total / len(teaching) + L2 * w @ w, grad / len(teaching) + 2 * L2 * w
 
     w = minimize(loss, np.zeros(pooled.shape[1]), jac=True, method="L-BFGS-B").x

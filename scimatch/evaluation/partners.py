@@ -56,6 +56,7 @@ ABLATION: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("+ evidence ranks", ("text_bm25", "text_vector", "collaboration", "collaborating_askers",
                           "collaboration_share", "collaboration_text", "activity", "same_country", "same_region",
                           "best_rank", "top20_documents")),
+    ("+ closeness of ties", tuple(f for f in FEATURES if not f.endswith("_in_need"))),
     ("+ names in the need (all)", FEATURES),
 )
 

@@ -839,7 +839,9 @@
     collaboration_text: "Collaboration on this topic", activity: "Activity (projects)", same_country: "Same country",
     same_region: "Same region", best_rank: "Best document rank", top20_documents: "Documents in the top 20",
     named_in_need: "Named in the need", city_in_need: "City named in the need",
-    country_in_need: "Country named in the need",
+    country_in_need: "Country named in the need", shared_projects: "Projects shared with you",
+    tie_strength: "Closeness of shared work", close_ties: "Shared work in small consortia",
+    shared_small_projects: "Small projects shared with you",
   };
   let partnersSeq = 0;
 
