@@ -202,6 +202,7 @@ def tie_features(graph: OrgGraph, info: OrgInfo, askers_in_doc: Counter[int]) ->
     return {
         "shared_projects": math.log1p(len(shared)),
         "tie_strength": math.log1p(sum(askers / math.log(size + 1) for askers, size in shared)),
+        # x10: one shared project of ten participants sits at log1p(1), where the logarithm starts to bend
         "close_ties": math.log1p(10 * sum(askers / size for askers, size in shared)),
         "shared_small_projects": math.log1p(sum(1 for _, size in shared if size <= SMALL_CONSORTIUM)),
     }
