@@ -154,6 +154,7 @@ def candidate_features(
     askers_met: dict[str, int] = {}
     # a document of both the candidate and any asker is one they shared: one count serves every candidate
     askers_in_doc = Counter(d for a in asker if a in graph.orgs for d in graph.orgs[a].docs - exclude_docs)
+    asker_docs = set(askers_in_doc)
     for asker_key in asker:
         for partner, count in graph.partners(asker_key, exclude_docs).items():
             if graph.orgs[partner].kind in kinds and partner not in asker:
@@ -170,6 +171,7 @@ def candidate_features(
     for key, docs in per_org_docs.items():
         info = graph.orgs[key]
         shared = collaboration.get(key, 0)
+        shared_docs = info.docs & asker_docs  # set & set walks the smaller of the two
         features = {
             "text_bm25": decayed([bm25_norm.get(d, 0.0) for d in docs]),
             "text_vector": decayed([vector.get(d, 0.0) for d in docs]),
@@ -178,7 +180,7 @@ def candidate_features(
             "collaborating_askers": float(askers_met.get(key, 0)),
             "collaboration_share": shared / asker_activity,
             # past joint work that also resembles the need is the strongest hint of a repeat consortium
-            "collaboration_text": decayed([doc_score.get(d, 0.0) for d in info.docs if d in askers_in_doc]),
+            "collaboration_text": decayed([doc_score.get(d, 0.0) for d in shared_docs]),
             "activity": math.log1p(graph.activity(key, exclude_docs)),
             "same_country": 1.0 if info.country and info.country in countries else 0.0,
             "same_region": 1.0 if info.region and info.region in regions else 0.0,
@@ -186,19 +188,19 @@ def candidate_features(
             "top20_documents": math.log1p(sum(1 for d in docs if rank[d] <= 20)),
             **named_features(info, need_words, need_phrase),
             "country_in_need": 1.0 if info.country in need_countries else 0.0,
-            **tie_features(graph, info, askers_in_doc),
+            **tie_features(graph, shared_docs, askers_in_doc),
         }
         evidence = sorted(((d, doc_score.get(d, 0.0)) for d in docs), key=lambda kv: -kv[1])
         candidates.append(Candidate(info, features, evidence, shared))
     return candidates
 
 
-def tie_features(graph: OrgGraph, info: OrgInfo, askers_in_doc: Counter[int]) -> dict[str, float]:
+def tie_features(graph: OrgGraph, shared_docs: set[int], askers_in_doc: Counter[int]) -> dict[str, float]:
     """How close the candidate's past work with the asker was, not only how much there was: a project of five
     participants is a closer tie than one of forty, and a project counts once however many askers were in it
     (Adamic-Adar and resource-allocation weights; training CV recall@10 0.2845 -> 0.2909 with the fit of
     ``evaluation/partner_fit.py``, docs/matching.md)."""
-    shared = [(askers_in_doc[d], len(graph.doc_orgs.get(d, ())) or 1) for d in info.docs if d in askers_in_doc]
+    shared = [(askers_in_doc[d], len(graph.doc_orgs.get(d, ())) or 1) for d in shared_docs]
     return {
         "shared_projects": math.log1p(len(shared)),
         "tie_strength": math.log1p(sum(askers / math.log(size + 1) for askers, size in shared)),
