@@ -232,6 +232,43 @@ def eval_partners(
     console.print(f"calibration of the top-10 confidences: {result['calibration']}; model: {result['model']}")
 
 
+@eval_app.command("enterprises")
+def eval_enterprises(
+    data: CordisArg,
+    sample_size: SampleOpt = 300,
+    seed: Annotated[int, typer.Option(help="Which projects are held out.")] = 1,
+    train: Annotated[int, typer.Option(help="Training projects (disjoint pool) for the learned weights.")] = 1200,
+    fit: Annotated[bool, typer.Option("--fit", help="Refit and save the shipped enterprise model.")] = False,
+    home: HomeOpt = None,
+    save: Annotated[Path | None, typer.Option(help="Also write every figure as JSON here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The reverse direction: a research participant of a held-out project asks for enterprises; are its
+    companies found, and is the confidence calibrated?"""
+    from scimatch.evaluation.enterprises import run_enterprises
+
+    check_writable(save)
+    try:
+        result = run_enterprises(data, Settings(), sample_size, seed, train, fit, home, progress)
+    except ScimatchError as exc:
+        fail(str(exc))
+    if save:
+        write_output(save, json.dumps(result, indent=2) + "\n")
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"enterprises for an institute, {result['projects']} held-out projects (seed {seed})")
+    for column in ("ranker", "recall@10", "hit@10", "MRR"):
+        table.add_column(column)
+    for label, figures in (*result["ablation"].items(), ("shipped enterprise model", result["hybrid"])):
+        table.add_row(label, *(f"{figures[m]:.3f}" for m in ("recall@10", "hit@10", "mrr")))
+    Console().print(table)
+    console.print(f"calibration of the top-10 confidences: {result['calibration']} "
+                  f"(the research-partner model read in this direction: {result['calibration_partner_model']}); "
+                  f"listed per institute {result['listed_per_institute']} of 10 at confidence >= "
+                  f"{result['min_confidence']:g}; model: {result['model']}")
+
+
 @eval_app.command("grants")
 def eval_grants(
     data: CordisArg,

@@ -25,6 +25,8 @@ from scimatch.engine.fusion import Fused
 from scimatch.engine.orggraph import NAME_WORD_RE, RESEARCH_KINDS, OrgGraph, OrgInfo
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "partner_model.json"
+# the reverse direction (enterprises for an institute) has its own fit: scimatch eval enterprises --fit
+ENTERPRISE_MODEL_PATH = MODEL_PATH.with_name("enterprise_model.json")
 COUNTRY_WORDS_PATH = MODEL_PATH.with_name("country_words.json")
 FEATURES = (
     "text_bm25", "text_vector", "collaboration", "collaborating_askers", "collaboration_share",

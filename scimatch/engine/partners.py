@@ -13,6 +13,7 @@ from scimatch.engine.filters import Filters
 from scimatch.engine.fusion import Fused
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.matching import (
+    ENTERPRISE_MODEL_PATH,
     Candidate,
     Evidence,
     MatchResult,
@@ -58,6 +59,7 @@ class PartnerMatcher:
         self.passage_overlap = passage_overlap
         self.max_words = max_words
         self.model = PartnerModel.load()
+        self.enterprise_model = PartnerModel.load(ENTERPRISE_MODEL_PATH)
 
     def resolve_asker(self, asker: Sequence[str]) -> list[str]:
         """Asker organisations by id or exact name, each once: one named twice, or by name and by id, would
@@ -95,14 +97,21 @@ class PartnerMatcher:
 
     def match_enterprises(self, org: str, limit: int = 10, region: str | None = None,
                           region_mode: str = "any") -> MatchResult:
-        """The reverse direction: enterprises whose projects fit an institute's capabilities.
-
-        The institute's own recent documents are the query, each passage searched with its stored
-        vector (no re-embedding, no averaging), and its past partners count as collaboration.
-        """
+        """The reverse direction: enterprises whose projects fit an institute's capabilities, ranked and
+        calibrated by the enterprise model (fitted for this direction: ``scimatch eval enterprises --fit``)."""
         started = time.perf_counter()
         region = region_code(region)
         self.graph.refresh()
+        candidates, terms, text, key = self.enterprise_candidates(org, region=region)
+        query = PartnerQuery(text, (key,), ("enterprise",), region, region_mode, limit)
+        return self._finish(candidates, terms, query, [key], started, self.enterprise_model)
+
+    def enterprise_candidates(self, org: str, exclude_docs: frozenset[int] = frozenset(),
+                              region: str | None = None) -> tuple[list[Candidate], str, str, str]:
+        """Enterprise candidates for an institute: its own recent documents are the query, each passage searched
+        with its stored vector (no re-embedding, no averaging), and its past partners count as collaboration.
+        ``exclude_docs`` (the evaluation's held-out project) leaves documents out of the query, the search and
+        every count. Returns (candidates, key terms, query text, the institute's key)."""
         info = self.graph.find(org)
         if info is None:
             raise NotFoundError(f"no organisation with id or name {org!r}")
@@ -110,7 +119,8 @@ class PartnerMatcher:
             raise InputError("organization", f"{info.name!r} is of kind {info.kind}, not a university or research "
                              "institute: enterprises are matched to an institute's capabilities (for an "
                              "enterprise's research partners, use match partners)")
-        recent = sorted(info.docs, key=lambda d: -(self.graph.doc_year.get(d) or 0))[:MAX_PROFILE_DOCS]
+        own = info.docs - exclude_docs
+        recent = sorted(own, key=lambda d: (-(self.graph.doc_year.get(d) or 0), d))[:MAX_PROFILE_DOCS]
         vectors = [self.catalog.doc_vectors(d) for d in recent]
         vectors = [v for v in vectors if len(v)]
         if not vectors:
@@ -118,20 +128,21 @@ class PartnerMatcher:
         docs = self.catalog.get_many(recent)
         text = " ".join(d.record.searchable_text() for d in docs.values())
         terms = " ".join(self.lexical.key_terms(text))
-        fused, _ = self.searcher.ranked(text[:500], "hybrid", Filters(), MATCH_POOL,
+        filters = Filters(exclude_rowids=tuple(sorted(exclude_docs)))
+        fused, _ = self.searcher.ranked(text[:500], "hybrid", filters, MATCH_POOL,
                                         query_vectors=np.vstack(vectors)[:MAX_QUERY_VECTORS], lexical_query=terms)
-        candidates = candidate_features(self.graph, fused, [info.key], ("enterprise",), frozenset(), region)
-        query = PartnerQuery(text, (info.key,), ("enterprise",), region, region_mode, limit)
-        return self._finish(candidates, terms, query, [info.key], started)
+        candidates = candidate_features(self.graph, fused, [info.key], ("enterprise",), exclude_docs, region)
+        return candidates, terms, text, info.key
 
     def _finish(self, candidates: list[Candidate], terms: str, query: PartnerQuery, asker: list[str],
-                started: float) -> MatchResult:
+                started: float, model: PartnerModel | None = None) -> MatchResult:
         """Rank, cut at the confidence floor (never pad with weak hits), attach evidence."""
-        ranked = rank_candidates(candidates, self.model, query.region_mode, query.region)
-        confident = [(c, p) for c, p in ranked if p >= self.model.min_confidence][: query.limit]
-        matches = [self._hydrate(c, p, terms) for c, p in confident]
+        model = model or self.model
+        ranked = rank_candidates(candidates, model, query.region_mode, query.region)
+        confident = [(c, p) for c, p in ranked if p >= model.min_confidence][: query.limit]
+        matches = [self._hydrate(c, p, terms, model) for c, p in confident]
         none = not matches
-        floor = f"{self.model.min_confidence:g}"
+        floor = f"{model.min_confidence:g}"
         if none and query.region_mode == "only" and not ranked:
             message = "no strong match: no candidate organisation in the requested region"
         elif none:
@@ -139,9 +150,9 @@ class PartnerMatcher:
         else:
             message = f"{len(matches)} organisations at confidence ≥ {floor}"
         took = round((time.perf_counter() - started) * 1000, 1)
-        return MatchResult(matches, none, message, self.model.min_confidence, len(candidates), took, asker)
+        return MatchResult(matches, none, message, model.min_confidence, len(candidates), took, asker)
 
-    def _hydrate(self, candidate: Candidate, confidence: float, terms: str) -> OrgMatch:
+    def _hydrate(self, candidate: Candidate, confidence: float, terms: str, model: PartnerModel) -> OrgMatch:
         info = candidate.info
         top = [(d, s) for d, s in candidate.evidence_docs if s > 0][:MAX_EVIDENCE]
         docs = self.catalog.get_many([d for d, _ in top])
@@ -156,7 +167,7 @@ class PartnerMatcher:
         signals = {name: round(value, 4) for name, value in candidate.features.items()}
         return OrgMatch(
             id=info.key, name=info.name, kind=info.kind, country=info.country, region=info.region,
-            city=info.city, score=round(self.model.score(candidate.features), 4), confidence=round(confidence, 4),
+            city=info.city, score=round(model.score(candidate.features), 4), confidence=round(confidence, 4),
             signals=signals, evidence=evidence, worked_with_asker=candidate.shared > 0,
             shared_projects=candidate.shared,
         )

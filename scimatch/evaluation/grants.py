@@ -36,8 +36,7 @@ from scimatch.engine.grants import (
 )
 from scimatch.errors import InputError
 from scimatch.evaluation.metrics import expected_calibration_error
-from scimatch.evaluation.partners import is_training
-from scimatch.indexer.pipeline import index_paths
+from scimatch.evaluation.partners import indexed_cordis, is_training
 from scimatch.indexer.readers.base import Rejection
 from scimatch.indexer.readers.cordis import cordis_pairs
 from scimatch.indexer.readers.csv_reader import csv_rows
@@ -126,15 +125,10 @@ def wikipedia_paragraphs(data: Path) -> Iterator[str]:
 
 def run_grants(data: Path, settings: Settings, n: int = 300, seed: int = 1, n_train: int = 1000, fit: bool = False,
                home: Path | None = None, progress: Callable[[str], None] = print) -> dict:
-    from scimatch.evaluation.beir import eval_home
-
     if not data.is_dir():
         raise InputError(str(data), "not a folder (expected a CORDIS export: projects and organisations files)")
-    settings = settings.model_copy(update={"home": home or eval_home(data / "projects.csv", settings)})
     fields = field_paths(data)
-    with Engine(settings) as engine:
-        progress(f"indexing {data} into {settings.home} (first run embeds every project; later runs skip them)")
-        index_paths(engine, [data], batch_size=settings.index_batch_size)
+    with indexed_cordis(data, settings, home, progress) as engine:
         funded = sorted(i for i in fields if engine.catalog.get(i) is not None)
         train_ids = [i for i in funded if is_training(i.removeprefix("cordis:"))]
         test_ids = [i for i in funded if not is_training(i.removeprefix("cordis:"))]

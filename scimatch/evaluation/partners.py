@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,13 +114,13 @@ def metrics(ranked_keys: list[list[str]], truths: list[frozenset[str]]) -> dict[
 
 
 def fit_weights(
-    cands: list[list[Candidate]], projects: list[HeldOut], features: tuple[str, ...],
+    cands: list[list[Candidate]], truths: list[frozenset[str]], features: tuple[str, ...],
 ) -> tuple[dict[str, float], float, float]:
-    """Weights over ``features`` fitted on training projects' candidates, labelled by true participation
-    (``partner_fit.fit_listwise``). Returns (weights, intercept, base rate)."""
+    """Weights over ``features`` fitted on training needs' candidates, labelled by the organisations that really
+    took part (``partner_fit.fit_listwise``). Returns (weights, intercept, base rate)."""
     idx = [FEATURES.index(f) for f in features]
     rows = [feature_matrix(c)[:, idx] if c else np.zeros((0, len(idx))) for c in cands]
-    labels = [np.array([1.0 if cand.info.key in p.truth else 0.0 for cand in c]) for c, p in zip(cands, projects, strict=True)]
+    labels = [np.array([1.0 if cand.info.key in truth else 0.0 for cand in c]) for c, truth in zip(cands, truths, strict=True)]
     weights, intercept, base_rate = fit_listwise(rows, labels)
     return dict(zip(features, weights.tolist(), strict=True)), intercept, base_rate
 
@@ -140,10 +141,11 @@ def calibration(probs: list[list[float]], keys: list[list[str]], truths: list[fr
             "precision": round(float(np.mean(hit)), 4)}
 
 
-def run_partners(
-    data: Path, settings: Settings, n: int = 300, seed: int = 1, n_train: int = 1200, fit: bool = False,
-    home: Path | None = None, progress: Callable[[str], None] = print,
-) -> dict:
+@contextmanager
+def indexed_cordis(data: Path, settings: Settings, home: Path | None,
+                   progress: Callable[[str], None]) -> Iterator[Engine]:
+    """An engine on the evaluation index of a CORDIS folder (its own home, so the user's index is untouched),
+    with the folder indexed: the first run embeds every project, later runs re-use them."""
     from scimatch.evaluation.beir import eval_home
 
     if not data.is_dir():
@@ -152,6 +154,14 @@ def run_partners(
     with Engine(settings) as engine:
         progress(f"indexing {data} into {settings.home} (first run embeds every project; later runs skip them)")
         index_paths(engine, [data], batch_size=settings.index_batch_size)
+        yield engine
+
+
+def run_partners(
+    data: Path, settings: Settings, n: int = 300, seed: int = 1, n_train: int = 1200, fit: bool = False,
+    home: Path | None = None, progress: Callable[[str], None] = print,
+) -> dict:
+    with indexed_cordis(data, settings, home, progress) as engine:
         projects = eligible_projects(engine)
         if not projects:
             raise InputError(str(data), "no project with an objective, a company and a research participant")
@@ -171,11 +181,11 @@ def run_partners(
                 keys = [[c.info.key for c in sorted(cs, key=lambda c: (-c.features[signal], c.info.key))]
                         for cs in test_cands]
             else:
-                weights, intercept, _ = fit_weights(train_cands, train, features)
+                weights, intercept, _ = fit_weights(train_cands, [p.truth for p in train], features)
                 keys = [rank_keys(cs, PartnerModel(weights, intercept))[0] for cs in test_cands]
             table[label] = metrics(keys, truths)
         if fit:
-            weights, intercept, base_rate = fit_weights(train_cands, train, FEATURES)
+            weights, intercept, base_rate = fit_weights(train_cands, [p.truth for p in train], FEATURES)
             MODEL_PATH.write_text(json.dumps({
                 "weights": weights, "intercept": intercept,
                 "min_confidence": round(BASE_RATE_MULTIPLE * base_rate, 4),
