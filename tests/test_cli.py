@@ -222,7 +222,8 @@ def test_bad_csv_mapping_and_empty_similar_text_fail_with_a_message(tiny, tmp_pa
 
 def test_eval_commands_name_a_missing_folder(tmp_path) -> None:
     missing = tmp_path / "nowhere"
-    for args in (["eval", "beir", str(missing)], ["eval", "partners", str(missing), "--home", str(tmp_path / "h")]):
+    for args in (["eval", "beir", str(missing)], ["eval", "partners", str(missing), "--home", str(tmp_path / "h")],
+                 ["eval", "enterprises", str(missing), "--home", str(tmp_path / "h")]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 1 and "nowhere" in result.output, result.output
 
