@@ -116,7 +116,7 @@ def print_matches(result, as_json: bool, title: str) -> None:
     for column in ("#", "organisation", "kind", "region", "confidence", "worked with asker", "evidence"):
         table.add_column(column, overflow="fold")
     for i, m in enumerate(result.matches, start=1):
-        table.add_row(str(i), m.name[:50], m.kind or "", m.region or m.country or "", f"{m.confidence:.2f}",
+        table.add_row(str(i), m.name[:50], m.kind or "", m.region or m.country or "", f"{m.confidence:.1%}",
                       "yes" if m.worked_with_asker else "no", "; ".join(e.title[:40] for e in m.evidence[:3]))
     Console(width=max(Console().width, 150)).print(table)
 
