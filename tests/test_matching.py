@@ -29,6 +29,8 @@ from scimatch.engine.filters import Filters
 from scimatch.engine.grants import FUNDED_KINDS, related_grants
 from scimatch.engine.matching import (
     FEATURES,
+    MIN_EVIDENCE,
+    Candidate,
     MatchResult,
     PartnerModel,
     asker_places,
@@ -218,6 +220,21 @@ def asker_case(match_engine, slice_projects, kazakh_ids) -> tuple[Project, str, 
         if enterprises and institutes:
             return rec, enterprises[0].id, enterprises[0].name, institutes
     pytest.fail("no Kazakh project with an enterprise and a research institute in the slice")
+
+
+def test_a_past_partner_the_text_did_not_find_still_shows_the_work_done_with_the_asker(match_engine, asker_case):
+    """A partner ranked on past collaboration alone (none of its documents among those the need resembles) is
+    listed with its joint projects as evidence, marked as shared with the asker, not with an empty list."""
+    _, asker_id, _, institutes = asker_case
+    graph = match_engine.graph
+    partner = min(institutes, key=lambda org: (-len(graph.orgs[org].docs & graph.orgs[asker_id].docs), org))
+    joint = graph.orgs[partner].docs & graph.orgs[asker_id].docs
+    candidate = Candidate(graph.orgs[partner], dict.fromkeys(FEATURES, 0.0), [], len(joint), frozenset(joint))
+    match = match_engine.partners._hydrate(candidate, 0.5, "", match_engine.partners.model)
+    assert len(match.evidence) == min(MIN_EVIDENCE, len(joint)) > 0
+    for evidence in match.evidence:
+        assert evidence.shared_with_asker and evidence.score == 0.0
+        assert {asker_id, partner} <= participant_ids(match_engine.get(evidence.id))
 
 
 def test_asker_marks_past_partners_and_raises_confidence(match_engine, asker_case):

@@ -48,6 +48,7 @@ GENERIC_NAME_WORDS = frozenset([
 ])
 POSTAL_WORDS = frozenset(["cedex"])  # French postal suffix in CORDIS city fields ("Nancy Cedex")
 EVIDENCE_DECAY = (1.0, 0.5, 0.25)
+MIN_EVIDENCE = 3  # documents shown per match when it has them: the text's finds, topped up with joint work
 SMALL_CONSORTIUM = 8  # participants: a project this small is close work, not a name on a large list
 REGION_MODES = ("any", "first", "only")
 
@@ -82,11 +83,15 @@ class PartnerModel:
 
 @dataclass(frozen=True)
 class Evidence:
+    """A document behind a match: ``score`` is how well it fits the text (0 for joint work with the asker that
+    the text did not find, listed so a past partner is never shown without its record)."""
+
     id: str
     title: str
     year: int | None
     score: float
     passage: str
+    shared_with_asker: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class Candidate:
     features: dict[str, float]
     evidence_docs: list[tuple[int, float]]
     shared: int
+    shared_docs: frozenset[int] = frozenset()  # documents it shares with the asker (held-out ones left out)
 
 
 def minmax(values: Sequence[float]) -> list[float]:
@@ -193,7 +199,7 @@ def candidate_features(
             **tie_features(graph, shared_docs, askers_in_doc),
         }
         evidence = sorted(((d, doc_score.get(d, 0.0)) for d in docs), key=lambda kv: -kv[1])
-        candidates.append(Candidate(info, features, evidence, shared))
+        candidates.append(Candidate(info, features, evidence, shared, frozenset(shared_docs)))
     return candidates
 
 

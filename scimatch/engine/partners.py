@@ -14,6 +14,7 @@ from scimatch.engine.fusion import Fused
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.matching import (
     ENTERPRISE_MODEL_PATH,
+    MIN_EVIDENCE,
     Candidate,
     Evidence,
     MatchResult,
@@ -155,6 +156,10 @@ class PartnerMatcher:
     def _hydrate(self, candidate: Candidate, confidence: float, terms: str, model: PartnerModel) -> OrgMatch:
         info = candidate.info
         top = [(d, s) for d, s in candidate.evidence_docs if s > 0][:MAX_EVIDENCE]
+        if len(top) < MIN_EVIDENCE:  # a past partner the text found little for: show the work done together
+            listed = {d for d, _ in top}
+            joint = sorted(candidate.shared_docs - listed, key=lambda d: (-(self.graph.doc_year.get(d) or 0), d))
+            top += [(d, 0.0) for d in joint[: MIN_EVIDENCE - len(top)]]
         docs = self.catalog.get_many([d for d, _ in top])
         evidence = []
         for doc, score in top:
@@ -163,7 +168,8 @@ class PartnerMatcher:
                 continue
             rec = stored.record
             passage, _ = snippet(rec.text or rec.title, terms)
-            evidence.append(Evidence(rec.id, rec.title, rec.year, round(score, 4), passage))
+            evidence.append(Evidence(rec.id, rec.title, rec.year, round(score, 4), passage,
+                                     doc in candidate.shared_docs))
         signals = {name: round(value, 4) for name, value in candidate.features.items()}
         return OrgMatch(
             id=info.key, name=info.name, kind=info.kind, country=info.country, region=info.region,
