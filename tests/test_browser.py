@@ -352,6 +352,44 @@ def test_partner_match_by_keyboard(page: tuple[object, Console]) -> None:
     console.check("partners, second need")
 
 
+def test_industry_partners_for_an_institute(page: tuple[object, Console]) -> None:
+    """The reverse direction on the page: an institute picked by name gets enterprises with evidence and a
+    confidence; an empty field and an enterprise in the field are explained, not sent or swallowed."""
+    import httpx
+
+    tab, console = page
+    tab.click("#tab-industry")
+    assert tab.is_visible("#panel-industry") and tab.is_hidden("#panel-partners")
+    tab.click("#industry-form button[type=submit]")
+    tab.wait_for_selector("#industry-status .notice-error")
+    assert tab.evaluate("document.activeElement.id") == "institute"
+    console.check("no institute")
+
+    origin = tab.evaluate("location.origin")
+    found = httpx.get(f"{origin}/organizations", params={"q": "univ", "kind": "university", "limit": 20}).json()
+    university = max(found["organizations"], key=lambda org: (org["documents"], org["id"]))
+    tab.fill("#institute", " ".join(university["name"].split()[:2]))
+    tab.wait_for_selector(f"#institute-options option[value='{university['id']}']", state="attached")
+    tab.fill("#institute", university["id"])
+    tab.click("#industry-form button[type=submit]")
+    tab.wait_for_selector("#industry-results li.partner, #industry-no-strong-match")
+    cards = tab.locator("#industry-results li.partner")
+    assert cards.count() > 0, tab.inner_text("#industry-status")
+    first = cards.first
+    assert "enterprise" in first.locator(".meta").inner_text().lower()
+    assert "%" in first.locator(".confidence").inner_text()
+    assert first.locator(".evidence-list li a").count() > 0
+    shoot(tab, "industry.png", 1500)
+    console.check("industry partners")
+
+    enterprise = httpx.get(f"{origin}/organizations", params={"q": "a", "kind": "enterprise", "limit": 1}).json()
+    tab.fill("#institute", enterprise["organizations"][0]["id"])
+    tab.click("#industry-form button[type=submit]")
+    tab.wait_for_selector("#industry-status .notice-error")
+    assert "match partners" in tab.inner_text("#industry-status")
+    console.check("an enterprise asks", allow=("status of 422",))
+
+
 # ---- regions --------------------------------------------------------------------------------------------
 def test_regions_chart(page: tuple[object, Console]) -> None:
     tab, console = page

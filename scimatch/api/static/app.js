@@ -262,7 +262,7 @@
   }
 
   // ---- tabs and routing -------------------------------------------------------------------------------
-  const TABS = ["search", "partners", "proposal", "regions"];
+  const TABS = ["search", "partners", "industry", "proposal", "regions"];
   const tabButtons = TABS.map((name) => $(`#tab-${name}`));
 
   function showTab(name) {
@@ -851,28 +851,33 @@
     return Math.min(Number(input.max) || 100, Math.max(Number(input.min) || 1, value));
   }
 
-  // Suggestions for "your organisation": people know its name, the API takes its id (GET /organizations).
-  let askerSeq = 0;
-  let askerTimer = null;
-  $("#asker").addEventListener("input", () => {
-    clearTimeout(askerTimer);
-    const typed = $("#asker").value.trim();
-    if (typed.length < 3 || /^[\w-]+:\S+$/.test(typed)) return; // too short to search, or already an id
-    askerTimer = setTimeout(async () => {
-      const seq = ++askerSeq;
-      try {
-        const found = await api(`/organizations?q=${encodeURIComponent(typed)}&limit=8`);
-        if (seq !== askerSeq) return;
-        fill($("#asker-options"), found.organizations.map((org) => el("option", {
-          value: org.id,
-          label: `${org.name} (${[org.city, org.country].filter(Boolean).join(", ") || "place unknown"}; ` +
-            `${org.documents} document${org.documents === 1 ? "" : "s"})`,
-        })));
-      } catch {
-        fill($("#asker-options")); // suggestions are a convenience: typing an id or exact name still works
-      }
-    }, 250);
-  });
+  /** Name suggestions for an organisation field: people know its name, the API takes its id (GET /organizations). */
+  function suggestOrganisations(input, datalist, kinds) {
+    let seq = 0;
+    let timer = null;
+    const kindQuery = kinds.map((kind) => `&kind=${kind}`).join("");
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      const typed = input.value.trim();
+      if (typed.length < 3 || /^[\w-]+:\S+$/.test(typed)) return; // too short to search, or already an id
+      timer = setTimeout(async () => {
+        const mine = ++seq;
+        try {
+          const found = await api(`/organizations?q=${encodeURIComponent(typed)}&limit=8${kindQuery}`);
+          if (mine !== seq) return;
+          fill(datalist, found.organizations.map((org) => el("option", {
+            value: org.id,
+            label: `${org.name} (${[org.city, org.country].filter(Boolean).join(", ") || "place unknown"}; ` +
+              `${org.documents} document${org.documents === 1 ? "" : "s"})`,
+          })));
+        } catch {
+          fill(datalist); // suggestions are a convenience: typing an id or exact name still works
+        }
+      }, 250);
+    });
+  }
+  suggestOrganisations($("#asker"), $("#asker-options"), []);
+  suggestOrganisations($("#institute"), $("#institute-options"), ["university", "research_institute"]);
 
   $("#partners-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -926,15 +931,58 @@
     }
   });
 
-  function renderPartners(result) {
-    const status = $("#partners-status");
-    const list = $("#partners-results");
+  let industrySeq = 0;
+  $("#industry-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = $("#industry-status");
+    const list = $("#industry-results");
+    const organization = $("#institute").value.trim();
+    if (!organization) {
+      list.replaceChildren();
+      notice(status, "error", "No institute chosen yet.", "Type the name of a university or research institute and pick it.");
+      $("#institute").focus();
+      return;
+    }
+    const region = $("#i-region").value.trim();
+    const seq = ++industrySeq;
+    loading(status, "Matching…");
+    list.replaceChildren();
+    list.setAttribute("aria-busy", "true");
+    try {
+      const [result] = await Promise.all([api("/match/enterprises", { method: "POST", json: {
+        organization, region: region || null, region_mode: $("#i-region-mode").value, limit: intField($("#i-limit"), 10),
+      } }), loadKzRegionNames()]);
+      if (seq !== industrySeq) return;
+      renderPartners(result, INDUSTRY_SCREEN);
+    } catch (error) {
+      if (seq !== industrySeq) return;
+      notice(status, "error", "The match failed.", error.message);
+    } finally {
+      if (seq === industrySeq) list.removeAttribute("aria-busy");
+    }
+  });
+
+  const PARTNER_SCREEN = {
+    status: "#partners-status", list: "#partners-results", noMatchId: "no-strong-match",
+    emptyDetail: "No organisation fits this need well enough.",
+    emptyHint: "Describe the need in more detail, or widen the organisation kinds or the region.",
+    confidenceTitle: "Calibrated probability of being a fitting partner",
+  };
+  const INDUSTRY_SCREEN = {
+    status: "#industry-status", list: "#industry-results", noMatchId: "industry-no-strong-match",
+    emptyDetail: "No enterprise fits this institute's work well enough.",
+    emptyHint: "Drop the region preference, or check that the institute's documents are indexed.",
+    confidenceTitle: "Calibrated probability that the enterprise is among the companies of the institute's next project",
+  };
+
+  function renderPartners(result, screen = PARTNER_SCREEN) {
+    const status = $(screen.status);
+    const list = $(screen.list);
     list.replaceChildren();
     if (result.no_strong_match || !result.matches.length) {
-      notice(status, "empty", "No strong match.", result.message || "No organisation fits this need well enough.",
-        el("p", { class: "muted" }, "The portal does not pad the list with weak suggestions. Describe the need in more detail, "
-          + "or widen the organisation kinds or the region."));
-      status.firstChild.id = "no-strong-match";
+      notice(status, "empty", "No strong match.", result.message || screen.emptyDetail,
+        el("p", { class: "muted" }, `The portal does not pad the list with weak suggestions. ${screen.emptyHint}`));
+      status.firstChild.id = screen.noMatchId;
       return;
     }
     fill(status, el("p", { class: "summary" }, el("strong", {}, result.message),
@@ -954,7 +1002,7 @@
               place ? el("span", {}, place) : el("span", { class: "muted" }, "place unknown"),
               match.worked_with_asker ? el("span", { class: "badge good" },
                 `worked with you: ${match.shared_projects} shared project${match.shared_projects === 1 ? "" : "s"}`) : null)),
-          el("div", { class: "confidence", title: `Calibrated probability of being a fitting partner (listed from ${fmtPercent(result.min_confidence)}); `
+          el("div", { class: "confidence", title: `${screen.confidenceTitle} (listed from ${fmtPercent(result.min_confidence)}); `
             + "the bar compares it with the best match" },
             el("span", { class: "confidence-label" }, "Confidence"),
             el("strong", {}, fmtPercent(match.confidence)),
