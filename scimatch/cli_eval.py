@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -199,6 +200,29 @@ def eval_duplicates(
     Console().print(table)
 
 
+def run_ranking_eval(run: Callable[[], dict], save: Path | None, as_json: bool, title: str,
+                     shipped_label: str) -> dict | None:
+    """Run a held-out ranking evaluation, keep it (``--save``), print it as JSON or as its ablation table.
+    Returns the result when the caller still has lines to print (not for ``--json``)."""
+    check_writable(save)
+    try:
+        result = run()
+    except ScimatchError as exc:
+        fail(str(exc))
+    if save:
+        write_output(save, json.dumps(result, indent=2) + "\n")
+    if as_json:
+        print(json.dumps(result))
+        return None
+    table = Table(title=title.format(result["projects"]))
+    for column in ("ranker", "recall@10", "hit@10", "MRR"):
+        table.add_column(column)
+    for label, figures in (*result["ablation"].items(), (shipped_label, result["hybrid"])):
+        table.add_row(label, *(f"{figures[m]:.3f}" for m in ("recall@10", "hit@10", "mrr")))
+    Console().print(table)
+    return result
+
+
 @eval_app.command("partners")
 def eval_partners(
     data: CordisArg,
@@ -213,22 +237,10 @@ def eval_partners(
     """Recall@10, hit@10 and MRR of partner matching on held-out CORDIS projects, with an ablation."""
     from scimatch.evaluation.partners import run_partners
 
-    check_writable(save)
-    try:
-        result = run_partners(data, Settings(), sample_size, seed, train, fit, home, progress)
-    except ScimatchError as exc:
-        fail(str(exc))
-    if save:
-        write_output(save, json.dumps(result, indent=2) + "\n")
-    if as_json:
-        print(json.dumps(result))
+    result = run_ranking_eval(lambda: run_partners(data, Settings(), sample_size, seed, train, fit, home, progress),
+                              save, as_json, f"partner matching, {{}} held-out projects (seed {seed})", "shipped matcher")
+    if result is None:
         return
-    table = Table(title=f"partner matching, {result['projects']} held-out projects (seed {seed})")
-    for column in ("ranker", "recall@10", "hit@10", "MRR"):
-        table.add_column(column)
-    for label, figures in (*result["ablation"].items(), ("shipped matcher", result["hybrid"])):
-        table.add_row(label, *(f"{figures[m]:.3f}" for m in ("recall@10", "hit@10", "mrr")))
-    Console().print(table)
     console.print(f"calibration of the top-10 confidences: {result['calibration']}; model: {result['model']}")
 
 
@@ -247,22 +259,11 @@ def eval_enterprises(
     companies found, and is the confidence calibrated?"""
     from scimatch.evaluation.enterprises import run_enterprises
 
-    check_writable(save)
-    try:
-        result = run_enterprises(data, Settings(), sample_size, seed, train, fit, home, progress)
-    except ScimatchError as exc:
-        fail(str(exc))
-    if save:
-        write_output(save, json.dumps(result, indent=2) + "\n")
-    if as_json:
-        print(json.dumps(result))
+    result = run_ranking_eval(lambda: run_enterprises(data, Settings(), sample_size, seed, train, fit, home, progress),
+                              save, as_json, f"enterprises for an institute, {{}} held-out projects (seed {seed})",
+                              "shipped enterprise model")
+    if result is None:
         return
-    table = Table(title=f"enterprises for an institute, {result['projects']} held-out projects (seed {seed})")
-    for column in ("ranker", "recall@10", "hit@10", "MRR"):
-        table.add_column(column)
-    for label, figures in (*result["ablation"].items(), ("shipped enterprise model", result["hybrid"])):
-        table.add_row(label, *(f"{figures[m]:.3f}" for m in ("recall@10", "hit@10", "mrr")))
-    Console().print(table)
     console.print(f"calibration of the top-10 confidences: {result['calibration']} "
                   f"(the research-partner model read in this direction: {result['calibration_partner_model']}); "
                   f"listed per institute {result['listed_per_institute']} of 10 at confidence >= "

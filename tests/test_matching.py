@@ -508,29 +508,13 @@ def test_reverse_direction_leaves_a_held_out_project_out_of_the_query_and_the_co
 
 
 def test_reverse_direction_has_its_own_fit_that_finds_held_out_companies_and_is_calibrated(match_engine):
-    """The fitting path of ``eval enterprises --fit`` on the slice's real projects: one research participant of
-    each asks for enterprises with the project held out of everything; weights fitted on half the projects give
-    the other half's real companies far more confidence than the other enterprises, and on the fitted half the
-    confidence of the first candidates averages their real share (the research-partner model, read in this
-    direction, overstates it several times over on the full export: docs/matching.md)."""
+    """``eval enterprises --fit`` on the slice's real projects: one research participant of each asks for
+    enterprises with the project held out of everything, and its companies are the partners to find (the
+    research-partner model, read in this direction, overstates the chance several times over: docs/matching.md)."""
     asking = asking_institutes(match_engine, eligible_projects(match_engine))
     assert len(asking) >= 20
     cands = [enterprise_candidates_for(match_engine, a) for a in asking]
-    train, test = slice(0, None, 2), slice(1, None, 2)
-    weights, intercept, base_rate = fit_weights(cands[train], [a.truth for a in asking[train]], REVERSE_FEATURES)
-    model = PartnerModel(weights, intercept)
-    assert 0 < base_rate < 0.1
-
-    def ranked(cs, truth):
-        return [(c.info.key in truth, p) for c, p in rank_candidates(cs, model)]
-
-    unseen = [row for cs, a in zip(cands[test], asking[test], strict=True) for row in ranked(cs, a.truth)]
-    company = [p for is_partner, p in unseen if is_partner]
-    others = [p for is_partner, p in unseen if not is_partner]
-    assert company and np.mean(company) > 5 * np.mean(others)
-    shown = [row for cs, a in zip(cands[train], asking[train], strict=True) for row in ranked(cs, a.truth)[:CALIBRATION_TOP]]
-    observed, predicted = np.mean([is_partner for is_partner, _ in shown]), np.mean([p for _, p in shown])
-    assert abs(predicted - observed) < 0.25 * observed, (predicted, observed)
+    assert_fit_on_half_ranks_and_calibrates(cands, [a.truth for a in asking], REVERSE_FEATURES)
 
 
 # ---- bad input -------------------------------------------------------------------------------------
@@ -909,26 +893,30 @@ def test_a_need_unlike_every_indexed_project_gets_no_strong_match(match_engine, 
     assert held_out_result.matches and not held_out_result.no_strong_match
 
 
-def test_weights_fitted_on_some_needs_rank_the_partners_of_others_and_are_calibrated_where_shown(match_engine):
-    """The fitting path of ``eval partners --fit`` on the slice's real projects, each held out of its own
-    candidates: weights fitted on half of them give the other half's true research partners far more
-    confidence than the rest, and on the fitted needs the confidence of the first candidates (where the
-    product shows it) averages their real share of partners."""
-    projects = eligible_projects(match_engine)
-    assert len(projects) >= 20
-    cands = [candidates_for(match_engine, p) for p in projects]
+def assert_fit_on_half_ranks_and_calibrates(cands: list, truths: list[frozenset[str]], features: tuple[str, ...]) -> None:
+    """The fitting path of ``--fit`` on real needs: weights fitted on half of them give the other half's real
+    partners far more confidence than the rest, and on the fitted half the confidence of the first candidates
+    (where the product shows it) averages their real share of partners."""
     train, test = slice(0, None, 2), slice(1, None, 2)
-    weights, intercept, base_rate = fit_weights(cands[train], [p.truth for p in projects[train]], FEATURES)
+    weights, intercept, base_rate = fit_weights(cands[train], truths[train], features)
     model = PartnerModel(weights, intercept)
     assert 0 < base_rate < 0.1
 
-    def ranked(cs, project):
-        return [(c.info.key in project.truth, p) for c, p in rank_candidates(cs, model)]
+    def ranked(cs, truth):
+        return [(c.info.key in truth, p) for c, p in rank_candidates(cs, model)]
 
-    unseen = [row for cs, p in zip(cands[test], projects[test], strict=True) for row in ranked(cs, p)]
+    unseen = [row for cs, truth in zip(cands[test], truths[test], strict=True) for row in ranked(cs, truth)]
     partner = [p for is_partner, p in unseen if is_partner]
     others = [p for is_partner, p in unseen if not is_partner]
     assert partner and np.mean(partner) > 5 * np.mean(others)
-    shown = [row for cs, p in zip(cands[train], projects[train], strict=True) for row in ranked(cs, p)[:CALIBRATION_TOP]]
+    shown = [row for cs, truth in zip(cands[train], truths[train], strict=True) for row in ranked(cs, truth)[:CALIBRATION_TOP]]
     observed, predicted = np.mean([is_partner for is_partner, _ in shown]), np.mean([p for _, p in shown])
     assert abs(predicted - observed) < 0.25 * observed, (predicted, observed)
+
+
+def test_weights_fitted_on_some_needs_rank_the_partners_of_others_and_are_calibrated_where_shown(match_engine):
+    """``eval partners --fit`` on the slice's real projects, each held out of its own candidates."""
+    projects = eligible_projects(match_engine)
+    assert len(projects) >= 20
+    cands = [candidates_for(match_engine, p) for p in projects]
+    assert_fit_on_half_ranks_and_calibrates(cands, [p.truth for p in projects], FEATURES)

@@ -30,6 +30,7 @@ from scimatch.evaluation.partner_fit import CALIBRATION_TOP
 from scimatch.evaluation.partners import (
     BASE_RATE_MULTIPLE,
     HeldOut,
+    ablation,
     calibration,
     eligible_projects,
     fit_weights,
@@ -94,15 +95,7 @@ def run_enterprises(
         train_cands = [enterprise_candidates_for(engine, a) for a in train]
         test_cands = [enterprise_candidates_for(engine, a) for a in test]
         truths = [a.truth for a in test]
-        table: dict[str, dict[str, float]] = {}
-        for label, features in ABLATION:
-            if len(features) == 1:  # a single text signal: rank by it directly, nothing to learn
-                keys = [[c.info.key for c in sorted(cs, key=lambda c: (-c.features[features[0]], c.info.key))]
-                        for cs in test_cands]
-            else:
-                weights, intercept, _ = fit_weights(train_cands, truths_of(train), features)
-                keys = [rank_keys(cs, PartnerModel(weights, intercept))[0] for cs in test_cands]
-            table[label] = metrics(keys, truths)
+        table = ablation(ABLATION, train_cands, truths_of(train), test_cands, truths)
         before = [rank_keys(cs, engine.partners.model) for cs in test_cands]
         table[PARTNER_MODEL_ROW] = metrics([k for k, _ in before], truths)
         if fit:

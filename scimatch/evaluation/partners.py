@@ -131,6 +131,25 @@ def rank_keys(cands: list[Candidate], model: PartnerModel) -> tuple[list[str], l
     return [c.info.key for c, _ in ranked], [confidence for _, confidence in ranked]
 
 
+def ablation(
+    rows: tuple[tuple[str, tuple[str, ...]], ...], train_cands: list[list[Candidate]], train_truths: list[frozenset[str]],
+    test_cands: list[list[Candidate]], truths: list[frozenset[str]],
+) -> dict[str, dict[str, float]]:
+    """One metrics row per (label, signals): a single text signal ranks by itself (nothing to learn); several
+    are fitted on the training needs the way ``--fit`` fits the shipped model."""
+    table = {}
+    for label, features in rows:
+        if len(features) == 1:
+            signal = features[0]
+            keys = [[c.info.key for c in sorted(cs, key=lambda c: (-c.features[signal], c.info.key))]
+                    for cs in test_cands]
+        else:
+            weights, intercept, _ = fit_weights(train_cands, train_truths, features)
+            keys = [rank_keys(cs, PartnerModel(weights, intercept))[0] for cs in test_cands]
+        table[label] = metrics(keys, truths)
+    return table
+
+
 def calibration(probs: list[list[float]], keys: list[list[str]], truths: list[frozenset[str]]) -> dict[str, float]:
     """Expected calibration error over the top-10 suggestions (10 equal-width bins)."""
     p = [x for row in probs for x in row[:10]]
@@ -175,15 +194,7 @@ def run_partners(
         profiles = ProfileBM25(engine)
         table: dict[str, dict[str, float]] = {
             PROFILE_BASELINE: metrics([profiles.rank(p.text, p.rowid, tuple(p.truth)) for p in test], truths)}
-        for label, features in ABLATION:
-            if len(features) == 1:  # a single text signal: rank by it directly, nothing to learn
-                signal = features[0]
-                keys = [[c.info.key for c in sorted(cs, key=lambda c: (-c.features[signal], c.info.key))]
-                        for cs in test_cands]
-            else:
-                weights, intercept, _ = fit_weights(train_cands, [p.truth for p in train], features)
-                keys = [rank_keys(cs, PartnerModel(weights, intercept))[0] for cs in test_cands]
-            table[label] = metrics(keys, truths)
+        table.update(ablation(ABLATION, train_cands, [p.truth for p in train], test_cands, truths))
         if fit:
             weights, intercept, base_rate = fit_weights(train_cands, [p.truth for p in train], FEATURES)
             MODEL_PATH.write_text(json.dumps({
