@@ -91,7 +91,9 @@ def organization_profile(engine: EngineDep, org_id: str) -> dict:
 
 @router.post("/match/enterprises")
 def match_enterprises(engine: EngineDep, payload: EnterprisesIn) -> dict:
-    """The reverse direction: enterprises whose projects fit a research organisation's capabilities."""
+    """The reverse direction: enterprises whose projects fit a research organisation's capabilities, each with
+    evidence and a calibrated confidence (the chance that it is among the companies of the institute's next
+    project; enterprises below three times the base rate are not listed)."""
     return asdict(engine.match_enterprises(payload.organization, payload.limit, payload.region, payload.region_mode))
 
 
