@@ -352,6 +352,33 @@ def test_partner_match_by_keyboard(page: tuple[object, Console]) -> None:
     console.check("partners, second need")
 
 
+def test_scientists_are_listed_below_the_institutes(page: tuple[object, Console]) -> None:
+    """The same need also asks for scientists (POST /match/experts): the author of the bundled paper on teaching
+    reproducible microbial-ecology analysis is found with the paper as evidence; a need no publication is about
+    says so instead of listing weak names."""
+    tab, console = page
+    tab.click("#tab-partners")
+    tab.fill("#need", "reproducible data analysis tutorials for microbial ecology")
+    tab.click("#partners-form button[type=submit]")
+    tab.wait_for_selector("#experts-results li.expert, #experts-no-strong-match")
+    experts = tab.locator("#experts-results li.expert")
+    assert experts.count() > 0, tab.inner_text("#experts-status")
+    first = experts.first
+    assert "Schloss" in first.locator("h3").inner_text()
+    assert "Michigan" in first.locator(".meta").inner_text()
+    assert first.locator(".evidence-list li a").count() > 0
+    assert re.fullmatch(r"0\.\d\d", first.locator(".confidence strong").inner_text())
+    shoot(tab, "scientists.png", 1500)
+    console.check("scientists")
+
+    tab.fill("#need", NEED)
+    tab.click("#partners-form button[type=submit]")
+    tab.wait_for_selector("#experts-results li.expert, #experts-no-strong-match")
+    assert tab.locator("#experts-results li.expert").count() == 0
+    assert "no scientist" in tab.inner_text("#experts-status").lower()
+    console.check("no scientist fits")
+
+
 def test_industry_partners_for_an_institute(page: tuple[object, Console]) -> None:
     """The reverse direction on the page: an institute picked by name gets enterprises with evidence and a
     confidence; an empty field and an enterprise in the field are explained, not sent or swallowed."""

@@ -85,5 +85,5 @@ def rank_experts(catalog: Catalog, fused: list[Fused], terms: str, limit: int,
                                    round(evidence_score, 4), round(confidence, 4), len(person["docs"]), evidence))
     none = not experts
     message = (f"no strong match: no person's work reaches similarity {min_similarity:g}" if none
-               else f"{len(experts)} people with work at similarity ≥ {min_similarity:g}")
+               else f"{len(experts)} {'person' if len(experts) == 1 else 'people'} with work at similarity ≥ {min_similarity:g}")
     return ExpertResult(experts, none, message, min_similarity)

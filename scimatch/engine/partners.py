@@ -149,7 +149,7 @@ class PartnerMatcher:
         elif none:
             message = f"no strong match: no organisation reaches confidence {floor}"
         else:
-            message = f"{len(matches)} organisations at confidence ≥ {floor}"
+            message = f"{len(matches)} organisation{'' if len(matches) == 1 else 's'} at confidence ≥ {floor}"
         took = round((time.perf_counter() - started) * 1000, 1)
         return MatchResult(matches, none, message, model.min_confidence, len(candidates), took, asker)
 

@@ -902,7 +902,12 @@
     const regionMode = $("#p-region-mode").value;
     const limit = intField($("#p-limit"), 10);
     let options;
+    let expertOptions;
     if (file) {
+      const expertForm = new FormData();
+      expertForm.append("file", file);
+      expertForm.append("limit", "5");
+      expertOptions = { method: "POST", form: expertForm };
       const form = new FormData();
       form.append("file", file);
       if (asker) form.append("asker", asker);
@@ -914,15 +919,19 @@
     } else {
       options = { method: "POST", json: { text, asker: asker ? [asker] : [], kinds, region: region || null,
         region_mode: regionMode, limit } };
+      expertOptions = { method: "POST", json: { text, limit: 5 } };
     }
     const seq = ++partnersSeq;
+    $("#experts-box").hidden = true;
     loading(status, file ? `Reading ${file.name} and matching…` : "Matching…");
     list.replaceChildren();
     list.setAttribute("aria-busy", "true");
     try {
+      const experts = findExperts(expertOptions, seq);
       const [result] = await Promise.all([api("/match/partners", options), loadKzRegionNames()]);
       if (seq !== partnersSeq) return;
       renderPartners(result);
+      await experts;
     } catch (error) {
       if (seq !== partnersSeq) return;
       notice(status, "error", "The match failed.", error.message);
@@ -961,6 +970,48 @@
       if (seq === industrySeq) list.removeAttribute("aria-busy");
     }
   });
+
+  /** Scientists for the same need (POST /match/experts), shown below the institutes; a failure here is reported
+   * in its own box and never hides the partner list. */
+  async function findExperts(options, seq) {
+    const box = $("#experts-box");
+    const status = $("#experts-status");
+    const list = $("#experts-results");
+    list.replaceChildren();
+    loading(status, "Looking for scientists…");
+    box.hidden = false;
+    let result;
+    try {
+      result = await api("/match/experts", options);
+    } catch (error) {
+      if (seq === partnersSeq) notice(status, "error", "The scientist search failed.", error.message);
+      return;
+    }
+    if (seq !== partnersSeq) return;
+    if (result.no_strong_match || !result.experts.length) {
+      notice(status, "empty", "No scientist fits closely.", result.message,
+        el("p", { class: "muted" }, "Scientists come from indexed publications and person records; the institutes above "
+          + "are ranked on projects."));
+      status.firstChild.id = "experts-no-strong-match";
+      return;
+    }
+    fill(status, el("p", { class: "summary" }, el("strong", {}, result.message)));
+    list.append(...result.experts.map((expert) => el("li", { class: "card partner expert" },
+      el("div", { class: "partner-head" },
+        el("div", { class: "partner-title" },
+          el("h3", {}, expert.name),
+          el("p", { class: "meta" }, expert.affiliations.length ? expert.affiliations.join("; ") : el("span", { class: "muted" }, "affiliation unknown"),
+            el("span", { class: "muted" }, ` · ${expert.documents} matching document${expert.documents === 1 ? "" : "s"}`))),
+        el("div", { class: "confidence", title: "Cosine similarity of their best document to the need (not a calibrated "
+          + `probability: no ground truth for people exists here); listed from ${fmt(result.min_confidence, 2)}` },
+          el("span", { class: "confidence-label" }, "Similarity"),
+          el("strong", {}, fmt(expert.confidence, 2)))),
+      el("div", { class: "evidence" },
+        el("ol", { class: "evidence-list" }, expert.evidence.map((ev) => el("li", {},
+          el("a", { href: docHref(ev.id) }, ev.title || ev.id),
+          el("span", { class: "muted" }, ev.year ? ` · ${ev.year}` : ""),
+          ev.passage ? el("p", { class: "passage" }, marked(ev.passage)) : null)))))));
+  }
 
   const PARTNER_SCREEN = {
     status: "#partners-status", list: "#partners-results", noMatchId: "no-strong-match",
