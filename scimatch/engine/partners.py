@@ -121,7 +121,7 @@ class PartnerMatcher:
                              "institute: enterprises are matched to an institute's capabilities (for an "
                              "enterprise's research partners, use match partners)")
         own = info.docs - exclude_docs
-        recent = sorted(own, key=lambda d: (-(self.graph.doc_year.get(d) or 0), d))[:MAX_PROFILE_DOCS]
+        recent = self.newest_first(own)[:MAX_PROFILE_DOCS]
         vectors = [self.catalog.doc_vectors(d) for d in recent]
         vectors = [v for v in vectors if len(v)]
         if not vectors:
@@ -134,6 +134,10 @@ class PartnerMatcher:
                                         query_vectors=np.vstack(vectors)[:MAX_QUERY_VECTORS], lexical_query=terms)
         candidates = candidate_features(self.graph, fused, [info.key], ("enterprise",), exclude_docs, region)
         return candidates, terms, text, info.key
+
+    def newest_first(self, docs: set[int] | frozenset[int]) -> list[int]:
+        """Documents by year, newest first (ties by row id, so the order is the same on every run)."""
+        return sorted(docs, key=lambda d: (-(self.graph.doc_year.get(d) or 0), d))
 
     def _finish(self, candidates: list[Candidate], terms: str, query: PartnerQuery, asker: list[str],
                 started: float, model: PartnerModel | None = None) -> MatchResult:
@@ -158,7 +162,7 @@ class PartnerMatcher:
         top = [(d, s) for d, s in candidate.evidence_docs if s > 0][:MAX_EVIDENCE]
         if len(top) < MIN_EVIDENCE:  # a past partner the text found little for: show the work done together
             listed = {d for d, _ in top}
-            joint = sorted(candidate.shared_docs - listed, key=lambda d: (-(self.graph.doc_year.get(d) or 0), d))
+            joint = self.newest_first(candidate.shared_docs - listed)
             top += [(d, 0.0) for d in joint[: MIN_EVIDENCE - len(top)]]
         docs = self.catalog.get_many([d for d, _ in top])
         evidence = []

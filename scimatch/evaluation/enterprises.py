@@ -17,27 +17,25 @@ training projects, and its cut-off is set the same way (three times the training
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from scimatch.engine.engine import Engine
-from scimatch.engine.matching import ENTERPRISE_MODEL_PATH, FEATURES, Candidate, PartnerModel
+from scimatch.engine.matching import ENTERPRISE_MODEL_PATH, FEATURES, Candidate
 from scimatch.errors import InputError
 from scimatch.evaluation.partner_fit import CALIBRATION_TOP
 from scimatch.evaluation.partners import (
-    BASE_RATE_MULTIPLE,
     HeldOut,
     ablation,
     calibration,
     eligible_projects,
-    fit_weights,
     indexed_cordis,
     metrics,
     rank_keys,
     sample,
+    save_fitted_model,
 )
 from scimatch.settings import Settings
 
@@ -94,21 +92,16 @@ def run_enterprises(
         progress(f"{len(projects)} eligible projects; training {len(train)}, held out {len(test)} (seed {seed})")
         train_cands = [enterprise_candidates_for(engine, a) for a in train]
         test_cands = [enterprise_candidates_for(engine, a) for a in test]
-        truths = [a.truth for a in test]
+        truths = truths_of(test)
         table = ablation(ABLATION, train_cands, truths_of(train), test_cands, truths)
         before = [rank_keys(cs, engine.partners.model) for cs in test_cands]
         table[PARTNER_MODEL_ROW] = metrics([k for k, _ in before], truths)
         if fit:
-            weights, intercept, base_rate = fit_weights(train_cands, truths_of(train), REVERSE_FEATURES)
-            ENTERPRISE_MODEL_PATH.write_text(json.dumps({
-                "weights": weights, "intercept": intercept,
-                "min_confidence": round(BASE_RATE_MULTIPLE * base_rate, 5),
-                "base_rate": round(base_rate, 6),
-                "provenance": f"listwise fit, Platt-calibrated on each institute's top {CALIBRATION_TOP}, on "
-                              f"{len(train)} CORDIS training projects (hash quarter 0-3), one research participant "
-                              f"asking for the project's companies, features {list(REVERSE_FEATURES)}",
-            }, indent=2) + "\n")
-            engine.partners.enterprise_model = PartnerModel.load(ENTERPRISE_MODEL_PATH)
+            engine.partners.enterprise_model = save_fitted_model(
+                ENTERPRISE_MODEL_PATH, train_cands, truths_of(train), REVERSE_FEATURES,
+                f"listwise fit, Platt-calibrated on each institute's top {CALIBRATION_TOP}, on {len(train)} CORDIS "
+                f"training projects (hash quarter 0-3), one research participant asking for the project's "
+                f"companies, features {list(REVERSE_FEATURES)}")
         model = engine.partners.enterprise_model
         ranked = [rank_keys(cs, model) for cs in test_cands]
         listed = [sum(1 for p in probs[:10] if p >= model.min_confidence) for _, probs in ranked]

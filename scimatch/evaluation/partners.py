@@ -125,6 +125,20 @@ def fit_weights(
     return dict(zip(features, weights.tolist(), strict=True)), intercept, base_rate
 
 
+def save_fitted_model(path: Path, cands: list[list[Candidate]], truths: list[frozenset[str]],
+                      features: tuple[str, ...], provenance: str) -> PartnerModel:
+    """Fit ``features`` (``fit_weights``), write the model with its 'no strong match' cut-off (three times the
+    training base rate; both kept to three significant figures) and return it as the engine reads it."""
+    weights, intercept, base_rate = fit_weights(cands, truths, features)
+    path.write_text(json.dumps({
+        "weights": weights, "intercept": intercept,
+        "min_confidence": float(f"{BASE_RATE_MULTIPLE * base_rate:.3g}"),
+        "base_rate": float(f"{base_rate:.3g}"),
+        "provenance": provenance,
+    }, indent=2) + "\n")
+    return PartnerModel.load(path)
+
+
 def rank_keys(cands: list[Candidate], model: PartnerModel) -> tuple[list[str], list[float]]:
     """Organisation keys and confidences, ranked exactly as the product ranks them (``rank_candidates``)."""
     ranked = rank_candidates(cands, model)
@@ -196,16 +210,10 @@ def run_partners(
             PROFILE_BASELINE: metrics([profiles.rank(p.text, p.rowid, tuple(p.truth)) for p in test], truths)}
         table.update(ablation(ABLATION, train_cands, [p.truth for p in train], test_cands, truths))
         if fit:
-            weights, intercept, base_rate = fit_weights(train_cands, [p.truth for p in train], FEATURES)
-            MODEL_PATH.write_text(json.dumps({
-                "weights": weights, "intercept": intercept,
-                "min_confidence": round(BASE_RATE_MULTIPLE * base_rate, 4),
-                "base_rate": round(base_rate, 5),
-                "provenance": f"listwise fit, Platt-calibrated on each need's top {CALIBRATION_TOP}, on {len(train)} "
-                              f"CORDIS training projects (hash quarter 0-3), "
-                              f"features {list(FEATURES)}",
-            }, indent=2))
-            engine.partners.model = type(engine.partners.model).load()
+            engine.partners.model = save_fitted_model(
+                MODEL_PATH, train_cands, [p.truth for p in train], FEATURES,
+                f"listwise fit, Platt-calibrated on each need's top {CALIBRATION_TOP}, on {len(train)} "
+                f"CORDIS training projects (hash quarter 0-3), features {list(FEATURES)}")
         model = engine.partners.model
         ranked = [rank_keys(cs, model) for cs in test_cands]
         shipped = metrics([k for k, _ in ranked], truths)
