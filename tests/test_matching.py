@@ -26,7 +26,9 @@ from scimatch.api.main import create_app
 from scimatch.cli import app as cli_app
 from scimatch.engine.engine import Engine
 from scimatch.engine.filters import Filters
+from scimatch.engine.fusion import Fused
 from scimatch.engine.grants import FUNDED_KINDS, related_grants
+from scimatch.engine.keywords import KeywordIndex
 from scimatch.engine.matching import (
     FEATURES,
     MIN_EVIDENCE,
@@ -643,6 +645,16 @@ def fresh_state(engine: Engine) -> tuple[dict[str, set[int]], dict[int, set[str]
     return graph_state(fresh)
 
 
+def keyword_state(index: KeywordIndex) -> tuple[dict[int, dict[str, float]], dict[str, set[int]]]:
+    return dict(index.doc_terms), {t: set(docs) for t, docs in index.postings.items() if docs}
+
+
+def fresh_keywords(engine: Engine) -> tuple[dict[int, dict[str, float]], dict[str, set[int]]]:
+    fresh = KeywordIndex(engine.catalog)
+    fresh.refresh()
+    return keyword_state(fresh)
+
+
 def test_upsert_and_delete_update_the_graph_incrementally(make_engine, match_engine, match_home, tmp_path,
                                                           newcomer, monkeypatch):
     project, known, new = newcomer
@@ -660,6 +672,12 @@ def test_upsert_and_delete_update_the_graph_incrementally(make_engine, match_eng
     loads: list[object] = []
     original = engine.graph._load
     monkeypatch.setattr(engine.graph, "_load", lambda docs: (loads.append(docs), original(docs))[1])
+    keywords = engine.partners.keywords
+    keywords.refresh()
+    keywords_before = keyword_state(keywords)
+    keyword_loads: list[object] = []
+    original_keywords = keywords._load
+    monkeypatch.setattr(keywords, "_load", lambda docs: (keyword_loads.append(docs), original_keywords(docs))[1])
 
     assert engine.upsert([project]).added == 1
     row = engine.catalog.get(project.id).rowid
@@ -670,6 +688,8 @@ def test_upsert_and_delete_update_the_graph_incrementally(make_engine, match_eng
     assert row in engine.graph.orgs[new].docs
     assert engine.graph.doc_orgs[row] == participant_ids(project)
     assert graph_state(engine.graph) == fresh_state(engine)
+    assert keyword_loads == [[row]], "the keyword index was not updated document by document"
+    assert project.keywords and row in keywords.doc_terms and keyword_state(keywords) == fresh_keywords(engine)
     by_id = {m.id: m for m in added.matches}
     assert new in by_id and project.id in {e.id for e in by_id[new].evidence}
 
@@ -682,6 +702,7 @@ def test_upsert_and_delete_update_the_graph_incrementally(make_engine, match_eng
     assert project.id not in {e.id for m in gone.matches for e in m.evidence}
     assert new not in {m.id for m in gone.matches}
     assert graph_state(engine.graph) == before == fresh_state(engine)
+    assert keyword_state(keywords) == keywords_before == fresh_keywords(engine)
 
 
 def test_deleted_projects_only_org_is_not_an_asker(make_engine, match_engine, match_home, tmp_path, newcomer):
@@ -891,6 +912,31 @@ def test_a_need_unlike_every_indexed_project_gets_no_strong_match(match_engine, 
     assert result.no_strong_match and result.matches == [] and result.message
     assert result.candidates > 0  # organisations were considered and judged too unlikely, not missing
     assert held_out_result.matches and not held_out_result.no_strong_match
+
+
+def test_the_keywords_of_an_organisations_other_projects_point_to_it(match_engine):
+    """``keyword_match`` on the slice's real projects, each held out of its own candidates: the need's closeness
+    to the submitters' keywords of a candidate's other projects is higher for its real partners than for the rest,
+    and a project's own keywords never count for it."""
+    projects = eligible_projects(match_engine)
+    partner, others = [], []
+    for project in projects:
+        for c in candidates_for(match_engine, project):
+            (partner if c.info.key in project.truth else others).append(c.features["keyword_match"])
+    assert np.mean(partner) > 2 * np.mean(others), (np.mean(partner), np.mean(others))
+    index = match_engine.partners.keywords
+    index.refresh()
+    rec = next(r for r in (match_engine.catalog.get(p.id).record for p in projects) if len(r.keywords) >= 3)
+    row = match_engine.catalog.get(rec.id).rowid
+    own = index.similarities("; ".join(rec.keywords))
+    assert max(own, key=own.get) == row and own[row] > 0.99
+    found = [Fused(row, 1.0, 1, 1.0, 1, 1.0)]  # the project in the evidence, as when it is not held out
+    kept = {c.info.key: c for c in candidate_features(match_engine.graph, found, (), keyword_scores=own)}
+    held = {c.info.key: c for c in candidate_features(match_engine.graph, found, (), exclude_docs=frozenset({row}),
+                                                      keyword_scores=own)}
+    for org in research_ids(rec):
+        assert kept[org].features["keyword_match"] > held[org].features["keyword_match"]
+        assert kept[org].features["keyword_match"] >= own[row]
 
 
 def assert_fit_on_half_ranks_and_calibrates(cands: list, truths: list[frozenset[str]], features: tuple[str, ...]) -> None:

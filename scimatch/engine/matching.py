@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +32,7 @@ FEATURES = (
     "text_bm25", "text_vector", "collaboration", "collaborating_askers", "collaboration_share",
     "collaboration_text", "activity", "same_country", "same_region", "best_rank", "top20_documents",
     "named_in_need", "city_in_need", "country_in_need",
-    "shared_projects", "tie_strength", "close_ties", "shared_small_projects",
+    "shared_projects", "tie_strength", "close_ties", "shared_small_projects", "keyword_match",
 )
 # Words that say what kind of body an organisation is, not which one: a need that says "university"
 # names no partner, one that says "Tartu" or "SINTEF" does.
@@ -147,8 +147,11 @@ def decayed(scores: list[float]) -> float:
 def candidate_features(
     graph: OrgGraph, fused: Sequence[Fused], asker: Sequence[str], kinds: Sequence[str] = RESEARCH_KINDS,
     exclude_docs: frozenset[int] = frozenset(), region: str | None = None, need_text: str = "",
+    keyword_scores: Mapping[int, float] | None = None,
 ) -> list[Candidate]:
-    """Features for every organisation of the wanted kinds that the text or the asker's history suggests."""
+    """Features for every organisation of the wanted kinds that the text or the asker's history suggests.
+    ``keyword_scores``: the need's cosine to each document's own keywords (``KeywordIndex.similarities``)."""
+    keyword_scores = keyword_scores or {}
     bm25_norm = dict(zip([f.key for f in fused if f.lexical_score is not None],
                          minmax([f.lexical_score for f in fused if f.lexical_score is not None]), strict=True))
     vector = {f.key: max(f.vector_score, 0.0) for f in fused if f.vector_score is not None}
@@ -197,6 +200,9 @@ def candidate_features(
             **named_features(info, need_words, need_phrase),
             "country_in_need": 1.0 if info.country in need_countries else 0.0,
             **tie_features(graph, shared_docs, askers_in_doc),
+            # over all its documents, not only those the search found: the submitters' own words for their work
+            "keyword_match": decayed([keyword_scores[d] for d in info.docs
+                                      if d in keyword_scores and d not in exclude_docs]),
         }
         evidence = sorted(((d, doc_score.get(d, 0.0)) for d in docs), key=lambda kv: -kv[1])
         candidates.append(Candidate(info, features, evidence, shared, frozenset(shared_docs)))

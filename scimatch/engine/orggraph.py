@@ -47,6 +47,8 @@ class OrgGraph:
         if target == self.generation:
             return
         with self._lock:
+            if target == self.generation:  # another reader caught up while this one waited
+                return
             if self.generation < 0:
                 self._load(None)
             else:

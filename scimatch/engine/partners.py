@@ -11,6 +11,7 @@ import numpy as np
 from scimatch.engine.catalog import Catalog
 from scimatch.engine.filters import Filters
 from scimatch.engine.fusion import Fused
+from scimatch.engine.keywords import KeywordIndex
 from scimatch.engine.lexical import TantivyIndex
 from scimatch.engine.matching import (
     ENTERPRISE_MODEL_PATH,
@@ -55,6 +56,7 @@ class PartnerMatcher:
         self.lexical = lexical
         self.searcher = searcher
         self.graph = graph
+        self.keywords = KeywordIndex(catalog)
         self.encode_passages = encode_passages
         self.passage_words = passage_words
         self.passage_overlap = passage_overlap
@@ -91,10 +93,18 @@ class PartnerMatcher:
         query = replace(query, region=region_code(query.region))
         self.graph.refresh()
         asker = self.resolve_asker(query.asker)
-        fused, terms = self.evidence_pool(query.text, query.exclude_docs)
-        candidates = candidate_features(self.graph, fused, asker, query.kinds, query.exclude_docs, query.region,
-                                        query.text)
+        candidates, terms = self.partner_candidates(query.text, asker, query.kinds, query.exclude_docs, query.region)
         return self._finish(candidates, terms, query, asker, started)
+
+    def partner_candidates(self, text: str, asker: Sequence[str], kinds: Sequence[str] = RESEARCH_KINDS,
+                           exclude_docs: frozenset[int] = frozenset(),
+                           region: str | None = None) -> tuple[list[Candidate], str]:
+        """Candidates for a need with every signal (the evaluation's path too, with its held-out project in
+        ``exclude_docs``). Returns (candidates, key terms)."""
+        fused, terms = self.evidence_pool(text, exclude_docs)
+        self.keywords.refresh()
+        return candidate_features(self.graph, fused, asker, kinds, exclude_docs, region, text,
+                                  self.keywords.similarities(text)), terms
 
     def match_enterprises(self, org: str, limit: int = 10, region: str | None = None,
                           region_mode: str = "any") -> MatchResult:
@@ -132,7 +142,9 @@ class PartnerMatcher:
         filters = Filters(exclude_rowids=tuple(sorted(exclude_docs)))
         fused, _ = self.searcher.ranked(text[:500], "hybrid", filters, MATCH_POOL,
                                         query_vectors=np.vstack(vectors)[:MAX_QUERY_VECTORS], lexical_query=terms)
-        candidates = candidate_features(self.graph, fused, [info.key], ("enterprise",), exclude_docs, region)
+        self.keywords.refresh()
+        candidates = candidate_features(self.graph, fused, [info.key], ("enterprise",), exclude_docs, region,
+                                        keyword_scores=self.keywords.similarities(text))
         return candidates, terms, text, info.key
 
     def newest_first(self, docs: set[int] | frozenset[int]) -> list[int]:

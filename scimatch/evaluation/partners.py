@@ -30,7 +30,6 @@ from scimatch.engine.matching import (
     MODEL_PATH,
     Candidate,
     PartnerModel,
-    candidate_features,
     feature_matrix,
     rank_candidates,
 )
@@ -57,8 +56,9 @@ ABLATION: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("+ evidence ranks", ("text_bm25", "text_vector", "collaboration", "collaborating_askers",
                           "collaboration_share", "collaboration_text", "activity", "same_country", "same_region",
                           "best_rank", "top20_documents")),
-    ("+ closeness of ties", tuple(f for f in FEATURES if not f.endswith("_in_need"))),
-    ("+ names in the need (all)", FEATURES),
+    ("+ closeness of ties", tuple(f for f in FEATURES if not f.endswith("_in_need") and f != "keyword_match")),
+    ("+ names in the need", tuple(f for f in FEATURES if f != "keyword_match")),
+    ("+ keywords of their projects (all)", FEATURES),
 )
 
 
@@ -96,9 +96,9 @@ def sample(projects: list[HeldOut], n: int, seed: int, training: bool) -> list[H
 
 
 def candidates_for(engine: Engine, project: HeldOut) -> list[Candidate]:
-    exclude = frozenset({project.rowid})
-    fused, _ = engine.partners.evidence_pool(project.text, exclude)
-    return candidate_features(engine.graph, fused, project.asker, RESEARCH_KINDS, exclude, need_text=project.text)
+    candidates, _ = engine.partners.partner_candidates(project.text, project.asker,
+                                                       exclude_docs=frozenset({project.rowid}))
+    return candidates
 
 
 def metrics(ranked_keys: list[list[str]], truths: list[frozenset[str]]) -> dict[str, float]:

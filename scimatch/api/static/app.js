@@ -834,14 +834,14 @@
 
   // ---- find partners ----------------------------------------------------------------------------------
   const SIGNAL_LABELS = {
-    text_bm25: "Text evidence, keywords", text_vector: "Text evidence, meaning", collaboration: "Past collaboration with you",
+    text_bm25: "Text evidence, words", text_vector: "Text evidence, meaning", collaboration: "Past collaboration with you",
     collaborating_askers: "Asking organisations met", collaboration_share: "Share of work with you",
     collaboration_text: "Collaboration on this topic", activity: "Activity (projects)", same_country: "Same country",
     same_region: "Same region", best_rank: "Best document rank", top20_documents: "Documents in the top 20",
     named_in_need: "Named in the need", city_in_need: "City named in the need",
     country_in_need: "Country named in the need", shared_projects: "Projects shared with you",
     tie_strength: "Closeness of shared work", close_ties: "Shared work in small consortia",
-    shared_small_projects: "Small projects shared with you",
+    shared_small_projects: "Small projects shared with you", keyword_match: "Keywords of their projects",
   };
   let partnersSeq = 0;
 
