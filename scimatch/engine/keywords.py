@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from scimatch.engine.analysis import analyze
 from scimatch.engine.catalog import Catalog
+from scimatch.engine.follower import CatalogFollower
 
 
 def _weights(terms: Iterable[str]) -> dict[str, float]:
@@ -23,34 +23,17 @@ def _weights(terms: Iterable[str]) -> dict[str, float]:
     return {term: 1.0 + math.log(count) for term, count in Counter(terms).items()}
 
 
-class KeywordIndex:
+class KeywordIndex(CatalogFollower):
     """Document → analysed keyword terms, with an inverted index for the cosine of a text to each document."""
 
     def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+        super().__init__(catalog)
         self.doc_terms: dict[int, dict[str, float]] = {}
         self.postings: dict[str, set[int]] = defaultdict(set)
-        self.generation = -1
         self._norms: dict[int, float] | None = None
-        self._lock = threading.Lock()
 
-    def refresh(self) -> None:
-        """Catch up with the catalog: replay touched documents only."""
-        target = self.catalog.generation()
-        if target == self.generation:
-            return
-        with self._lock:
-            if target == self.generation:  # another reader caught up while this one waited
-                return
-            if self.generation < 0:
-                self._load(None)
-            else:
-                touched = self.catalog.changes_since(self.generation).touched_docs
-                for doc in touched:
-                    self._forget(doc)
-                self._load(touched)
-            self._norms = None  # document frequencies moved: every norm is stale
-            self.generation = target
+    def _refreshed(self) -> None:
+        self._norms = None  # document frequencies moved: every norm is stale
 
     def _forget(self, doc: int) -> None:
         for term in self.doc_terms.pop(doc, {}):
@@ -63,14 +46,7 @@ class KeywordIndex:
     def _load(self, docs: list[int] | None) -> None:
         sql = ("SELECT rowid, json_extract(record_json, '$.keywords'), language FROM documents "
                "WHERE json_array_length(record_json, '$.keywords') > 0")
-        if docs is None:
-            rows = self.catalog.execute(sql)
-        else:
-            rows = []
-            for start in range(0, len(docs), 500):
-                chunk = docs[start:start + 500]
-                rows += self.catalog.execute(sql + f" AND rowid IN ({','.join('?' * len(chunk))})", chunk)
-        for doc, keywords, language in rows:
+        for doc, keywords, language in self._rows(sql, docs, "rowid"):
             terms = _weights(analyze(" ; ".join(json.loads(keywords)), language))
             if terms:
                 self.doc_terms[doc] = terms

@@ -8,11 +8,11 @@ An organisation's key is its id, or its name where the source gives no id.
 from __future__ import annotations
 
 import re
-import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from scimatch.engine.catalog import Catalog
+from scimatch.engine.follower import CatalogFollower
 from scimatch.errors import InputError
 
 RESEARCH_KINDS = ("university", "research_institute")
@@ -30,33 +30,14 @@ class OrgInfo:
     docs: set[int] = field(default_factory=set)
 
 
-class OrgGraph:
+class OrgGraph(CatalogFollower):
     """Organisation → documents and document → organisations, with the catalog generation it reflects."""
 
     def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+        super().__init__(catalog)
         self.orgs: dict[str, OrgInfo] = {}
         self.doc_orgs: dict[int, set[str]] = defaultdict(set)
         self.doc_year: dict[int, int | None] = {}
-        self.generation = -1
-        self._lock = threading.Lock()
-
-    def refresh(self) -> None:
-        """Catch up with the catalog: replay touched documents only."""
-        target = self.catalog.generation()
-        if target == self.generation:
-            return
-        with self._lock:
-            if target == self.generation:  # another reader caught up while this one waited
-                return
-            if self.generation < 0:
-                self._load(None)
-            else:
-                touched = self.catalog.changes_since(self.generation).touched_docs
-                for doc in touched:
-                    self._forget(doc)
-                self._load(touched)
-            self.generation = target
 
     def _forget(self, doc: int) -> None:
         for key in self.doc_orgs.pop(doc, set()):
@@ -70,14 +51,7 @@ class OrgGraph:
     def _load(self, docs: list[int] | None) -> None:
         sql = ("SELECT o.doc, COALESCE(o.org_id, o.name), o.name, o.kind, o.country, o.region, o.city, d.year "
                "FROM doc_orgs o JOIN documents d ON d.rowid = o.doc")
-        if docs is None:
-            rows = self.catalog.execute(sql)
-        else:
-            rows = []
-            for start in range(0, len(docs), 500):
-                chunk = docs[start:start + 500]
-                rows += self.catalog.execute(sql + f" WHERE o.doc IN ({','.join('?' * len(chunk))})", chunk)
-        for doc, key, name, kind, country, region, city, year in rows:
+        for doc, key, name, kind, country, region, city, year in self._rows(sql, docs, "o.doc"):
             info = self.orgs.get(key)
             if info is None:
                 info = self.orgs[key] = OrgInfo(key, name, kind, country, region, city)
