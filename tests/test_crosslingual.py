@@ -50,6 +50,19 @@ def test_kazakh_analyzer_joins_inflected_forms_that_plain_words_keep_apart():
     assert analyze("университеттерінің", "kk") == analyze("университет", "kk") == ["universitet"]
 
 
+def test_a_kazakh_need_meets_kazakh_documents_in_the_partner_evidence(make_engine, parallel_rows):
+    """Partner matching analyses a Kazakh need as Kazakh, as search does: its key terms (the BM25 query, and the
+    words highlighted in the evidence passages) are the index's Kazakh terms, and BM25 finds the Kazakh record
+    it came from."""
+    engine = make_engine(aligned(parallel_rows, 0, 10))
+    row = parallel_rows[3]
+    fused, terms = engine.partners.evidence_pool(row["kk"], frozenset(), mode="bm25")
+    assert set(terms.split()) <= set(analyze(row["kk"], "kk")), terms
+    assert sum(term.isalpha() for term in terms.split()) >= 3, terms  # words, not only the numbers both share
+    own = engine.catalog.get(f"kk:{row['id']}").rowid
+    assert fused and fused[0].key == own and fused[0].lexical_score is not None
+
+
 def test_languages_are_detected_stored_and_filterable(make_engine, parallel_rows, encoder):
     engine = make_engine(aligned(parallel_rows, 0, 10, language=None))
     stats = engine.stats()["by_language"]

@@ -3,7 +3,7 @@
 The keywords are the one text that says, in the submitters' own words, what a project was about; the search
 index reads only titles and bodies. A need that uses those words points to the organisations behind the
 projects, over all their projects and not only those in the need's search results (partner matching's
-``keyword_match`` signal: training CV recall@10 +0.004, docs/matching.md).
+``keyword_match`` signal: training CV recall@10 +0.003, docs/matching.md).
 """
 
 from __future__ import annotations

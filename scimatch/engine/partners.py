@@ -30,6 +30,7 @@ from scimatch.engine.passages import split_passages
 from scimatch.engine.search import HybridSearcher
 from scimatch.engine.snippets import snippet
 from scimatch.errors import InputError, NotFoundError, ScimatchError
+from scimatch.language import detect_query
 
 MATCH_POOL = 300  # documents drawn from each side; organisations are gathered from all of them
 MAX_EVIDENCE = 5
@@ -82,7 +83,8 @@ class PartnerMatcher:
             raise ScimatchError("the need statement is empty")
         passages = split_passages(" ".join(words), self.passage_words, self.passage_overlap)
         vectors = self.encode_passages(passages) if mode != "bm25" else None
-        terms = " ".join(self.lexical.key_terms(" ".join(words)))
+        # a Kazakh need must be analysed as Kazakh to meet Kazakh documents' terms (None for Latin-script text)
+        terms = " ".join(self.lexical.key_terms(" ".join(words), language=detect_query(text)))
         filters = Filters(exclude_rowids=tuple(sorted(exclude_docs)))
         fused, _ = self.searcher.ranked(" ".join(words[:64]), mode, filters, MATCH_POOL,
                                         query_vectors=vectors, lexical_query=terms or " ".join(words[:64]))
@@ -104,7 +106,7 @@ class PartnerMatcher:
         fused, terms = self.evidence_pool(text, exclude_docs)
         self.keywords.refresh()
         return candidate_features(self.graph, fused, asker, kinds, exclude_docs, region, text,
-                                  self.keywords.similarities(text)), terms
+                                  self.keywords.similarities(text, detect_query(text))), terms
 
     def match_enterprises(self, org: str, limit: int = 10, region: str | None = None,
                           region_mode: str = "any") -> MatchResult:
@@ -144,7 +146,7 @@ class PartnerMatcher:
                                         query_vectors=np.vstack(vectors)[:MAX_QUERY_VECTORS], lexical_query=terms)
         self.keywords.refresh()
         candidates = candidate_features(self.graph, fused, [info.key], ("enterprise",), exclude_docs, region,
-                                        keyword_scores=self.keywords.similarities(text))
+                                        keyword_scores=self.keywords.similarities(text, detect_query(text)))
         return candidates, terms, text, info.key
 
     def newest_first(self, docs: set[int] | frozenset[int]) -> list[int]:
