@@ -3,7 +3,8 @@
 Text evidence stays per document (never one blurred profile vector): the need is searched like a
 query (hybrid, its passages against every document's passages), and an organisation's text score
 is a decayed sum of its best evidence documents. Other signals a good matcher uses are added as
-features: past collaboration with the asker, activity, and same country / region. A logistic model
+features: past collaboration with the asker, activity, same country / region, and how close the need is to the
+keywords of all the organisation's projects (``engine/keywords.py``). A logistic model
 (``partner_model.json``, fitted by ``scimatch eval partners --fit`` on *training* projects only, listwise
 then calibrated: ``evaluation/partner_fit.py``) turns the features into a calibrated probability that the
 organisation is a fitting partner.
