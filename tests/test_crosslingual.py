@@ -18,7 +18,7 @@ from scimatch.engine.fusion import fuse
 from scimatch.engine.kazakh import to_latin
 from scimatch.errors import IndexMismatchError
 from scimatch.models import Encoder, get_spec
-from scimatch.records import Publication
+from scimatch.records import OrganizationRef, Participant, Project, Publication
 from scimatch.settings import Settings
 
 KAZQAD = DATA / "kazqad" / "corpus.jsonl"
@@ -62,6 +62,28 @@ def test_a_kazakh_need_meets_kazakh_documents_in_the_partner_evidence(make_engin
     own = engine.catalog.get(f"kk:{row['id']}").rowid
     assert fused and fused[0].key == own and fused[0].lexical_score is not None
 
+
+
+def test_a_kazakh_institute_is_matched_to_enterprises_in_kazakh(make_engine, parallel_rows):
+    """The reverse direction analyses a Kazakh institute's documents as Kazakh too: its key terms are the index's
+    Kazakh terms and BM25 brings back the Kazakh projects it shares with an enterprise (participants: real Kazakh
+    CORDIS organisations)."""
+    university = OrganizationRef(id="953676162", name="NAZARBAYEV UNIVERSITY", kind="university", country="KZ")
+    company = OrganizationRef(id="952778330", name="JSC National Agency for Technological Development",
+                              kind="enterprise", country="KZ")
+    rows = parallel_rows[:6]
+    records = [Project(id=f"kk:{r['id']}", text=r["kk"], language="kk",
+                       participants=[Participant(organization=university), Participant(organization=company)])
+               for r in rows]
+    records += [Project(id=f"{lang}:{r['id']}", text=r[lang], language=lang) for r in rows for lang in ("ru", "en")]
+    engine = make_engine(records)
+    engine.partners.graph.refresh()
+    candidates, terms, text, _ = engine.partners.enterprise_candidates("NAZARBAYEV UNIVERSITY")
+    assert set(terms.split()) <= set(analyze(text, "kk")), terms
+    assert sum(term.isalpha() for term in terms.split()) >= 3, terms
+    [found] = [c for c in candidates if c.info.key == company.id]
+    kazakh = {engine.catalog.get(f"kk:{r['id']}").rowid for r in rows}
+    assert {doc for doc, _ in found.evidence_docs} <= kazakh and found.evidence_docs
 
 def test_languages_are_detected_stored_and_filterable(make_engine, parallel_rows, encoder):
     engine = make_engine(aligned(parallel_rows, 0, 10, language=None))

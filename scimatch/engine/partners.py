@@ -140,13 +140,14 @@ class PartnerMatcher:
             raise ScimatchError(f"organisation {info.name!r} has no indexed documents to match on")
         docs = self.catalog.get_many(recent)
         text = " ".join(d.record.searchable_text() for d in docs.values())
-        terms = " ".join(self.lexical.key_terms(text))
+        language = detect_query(text)  # a Kazakh institute's documents are analysed as Kazakh, as a need is
+        terms = " ".join(self.lexical.key_terms(text, language=language))
         filters = Filters(exclude_rowids=tuple(sorted(exclude_docs)))
         fused, _ = self.searcher.ranked(text[:500], "hybrid", filters, MATCH_POOL,
                                         query_vectors=np.vstack(vectors)[:MAX_QUERY_VECTORS], lexical_query=terms)
         self.keywords.refresh()
         candidates = candidate_features(self.graph, fused, [info.key], ("enterprise",), exclude_docs, region,
-                                        keyword_scores=self.keywords.similarities(text, detect_query(text)))
+                                        keyword_scores=self.keywords.similarities(text, language))
         return candidates, terms, text, info.key
 
     def newest_first(self, docs: set[int] | frozenset[int]) -> list[int]:
