@@ -47,6 +47,7 @@ class OrganizationRef(_Strict):
 
     id: str | None = None
     name: str = Field(min_length=1)
+    short_name: str | None = None  # the acronym it goes by (CNRS, VTT, DTU): how texts often name it
     kind: OrgKind | None = None
     country: str | None = None
     region: str | None = None

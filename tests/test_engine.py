@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scimatch.engine import store
@@ -226,6 +227,25 @@ def test_reindex_unchanged_skips_encoder_and_change_updates_in_place(make_engine
     assert store.verify(eng.catalog, eng.lexical, eng.vector) == []
     assert eng.vector.count() == eng.catalog.passage_count()
 
+
+
+def test_a_metadata_change_keeps_the_stored_vectors(make_engine, counting_encoder, scifact_records):
+    """Correcting a record's year (or keywords, or a project's participants) re-embeds nothing: its
+    passages are the same text, so their stored vectors are kept, and the change is stored and searchable."""
+    records = scifact_records[20:24]
+    eng = make_engine(records, encoder_=counting_encoder)
+    counting_encoder.passages = counting_encoder.passage_calls = 0
+    old = records[1]
+    rowid = eng.catalog.rowid_of(old.id)
+    before = eng.catalog.doc_vectors(rowid)
+    changed = old.model_copy(update={"year": 2011})
+    summary = eng.upsert([changed])
+    assert (summary.added, summary.updated, summary.unchanged) == (0, 1, 0)
+    assert counting_encoder.passage_calls == 0
+    assert np.array_equal(eng.catalog.doc_vectors(rowid), before)
+    assert eng.get(old.id).year == 2011
+    assert ids(eng.search(old.title, mode="vector", page_size=1)) == [old.id]
+    assert store.verify(eng.catalog, eng.lexical, eng.vector) == []
 
 def test_delete_removes_from_both_sides_and_get(make_engine, scifact_records):
     records = scifact_records[10:16]

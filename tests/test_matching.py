@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import shutil
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -460,6 +461,43 @@ def test_a_country_named_in_the_need_raises_that_countrys_organisations(match_en
     assert countries_named(need_terms("Partners in Greece, Spanish end users and a Казахстан pilot")[0]) == \
         {"EL", "ES", "KZ"}
 
+
+def written_acronyms(graph: OrgGraph, text: str) -> set[str]:
+    """Organisations whose acronym the text writes as whole words, case kept."""
+    def padded(phrase: str) -> str:
+        return " " + " ".join(re.findall(r"\w+", phrase)) + " "
+
+    words = padded(text)
+    return {key for key, info in graph.orgs.items()
+            if info.short_name and len(info.short_name) >= 3 and padded(info.short_name) in words}
+
+
+def test_an_acronym_written_in_the_need_points_to_its_organisation(match_engine, slice_projects):
+    """Objectives that write a participant's acronym ("CNR", "CNRS", "UGent") raise it: the signal is set when
+    the need writes it with its case, not for the same text in lower case, and its confidence rises (a learned
+    weight). An acronym that is also a word of more texts than the organisation has ("RISE") is no name."""
+    graph, model = match_engine.graph, match_engine.partners.model
+    raised = field_words = 0
+    for project in slice_projects:
+        written = written_acronyms(graph, project.text)
+        if not written:
+            continue
+        held = frozenset({match_engine.catalog.get(project.id).rowid})
+        cased, _ = match_engine.partners.partner_candidates(project.text, (), exclude_docs=held)
+        lowered, _ = match_engine.partners.partner_candidates(project.text.lower(), (), exclude_docs=held)
+        assert not any(c.features["short_name_in_need"] for c in lowered)
+        plain = {c.info.key: c for c in lowered}
+        for candidate in cased:
+            key = candidate.info.key
+            if candidate.features["short_name_in_need"]:
+                assert key in written
+                assert model.score(candidate.features) > model.score(plain[key].features)
+                raised += key in participant_ids(project)
+            elif key in written:
+                assert match_engine.lexical.doc_freq(candidate.info.short_name) > graph.activity(key, held)
+                field_words += 1
+    assert raised >= 2 and field_words >= 1, (raised, field_words)
+
 def test_kinds_option_returns_only_enterprises(match_engine, held_out, held_out_row):
     result = match_engine.match_partners(held_out_query(held_out, held_out_row, kinds=("enterprise",)))
     assert result.matches
@@ -632,6 +670,29 @@ def newcomer(sample_projects, slice_projects, org_projects) -> tuple[Project, st
             return rec, known[0], new[0]
     pytest.fail("no sample project links a known and a new research organisation")
 
+
+
+def test_an_index_made_before_acronyms_were_kept_gains_them_when_its_records_are_read_again(
+        make_engine, counting_encoder, sample_projects):
+    """Catalogs from before organisation acronyms were stored open with the column added; reading the same
+    export again stores them (the records changed: they now carry the acronyms) without re-embedding."""
+    projects = [r for r in sample_projects if any(p.organization.short_name for p in r.participants)][:4]
+    engine = make_engine(projects, encoder_=counting_encoder)
+    home = engine.settings.home
+    engine.close()
+    with sqlite3.connect(home / "catalog.sqlite") as old:  # the catalog as an older release left it
+        old.execute("ALTER TABLE doc_orgs DROP COLUMN short_name")
+        old.execute("UPDATE documents SET content_hash = 'before acronyms'")
+    counting_encoder.passage_calls = 0
+    engine = make_engine(home=home, encoder_=counting_encoder)
+    engine.graph.refresh()
+    assert not any(info.short_name for info in engine.graph.orgs.values())
+    assert engine.upsert(projects).updated == len(projects)
+    engine.graph.refresh()
+    expected = {p.organization.id: p.organization.short_name for r in projects for p in r.participants
+                if p.organization.short_name}
+    assert {key: engine.graph.orgs[key].short_name for key in expected} == expected
+    assert counting_encoder.passage_calls == 0
 
 def graph_state(graph: OrgGraph) -> tuple[dict[str, set[int]], dict[int, set[str]]]:
     return ({k: set(v.docs) for k, v in graph.orgs.items() if v.docs},

@@ -39,7 +39,7 @@ CREATE INDEX IF NOT EXISTS documents_kind ON documents(kind);
 CREATE INDEX IF NOT EXISTS documents_year ON documents(year);
 CREATE TABLE IF NOT EXISTS doc_orgs (
     doc INTEGER NOT NULL REFERENCES documents(rowid) ON DELETE CASCADE,
-    org_id TEXT, name TEXT NOT NULL, kind TEXT, country TEXT, region TEXT, city TEXT, role TEXT
+    org_id TEXT, name TEXT NOT NULL, kind TEXT, country TEXT, region TEXT, city TEXT, role TEXT, short_name TEXT
 );
 CREATE INDEX IF NOT EXISTS doc_orgs_doc ON doc_orgs(doc);
 CREATE INDEX IF NOT EXISTS doc_orgs_kind ON doc_orgs(kind);
@@ -101,6 +101,7 @@ class Catalog:
         self._write_lock = threading.Lock()
         with self._conn() as conn:
             conn.executescript(SCHEMA)
+            _add_missing_columns(conn)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -147,6 +148,23 @@ class Catalog:
                 result[row[0]] = row[1]
         return result
 
+    def stored_passages(self, ids: Sequence[str]) -> dict[str, tuple[str | None, list[str], np.ndarray]]:
+        """(language, passage texts, vectors) of stored records, so a record whose text did not change keeps
+        its vectors when only its metadata (participants, dates, keywords) did."""
+        rows: dict[str, list[sqlite3.Row]] = {}
+        conn = self._conn()
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT d.id, d.language, p.text, p.vector FROM documents d JOIN passages p ON p.doc = d.rowid "
+                f"WHERE d.id IN ({marks}) ORDER BY d.id, p.seq", chunk,
+            ):
+                rows.setdefault(row[0], []).append(row)
+        return {doc_id: (found[0][1], [r[2] for r in found],
+                         np.stack([np.frombuffer(r[3], dtype=np.float32) for r in found]))
+                for doc_id, found in rows.items()}
+
     def write(self, pending: Sequence[PendingWrite]) -> dict[str, int]:
         """Insert or replace records, whole batch in one transaction; returns id → rowid."""
         rowids: dict[str, int] = {}
@@ -188,9 +206,9 @@ class Catalog:
             conn.execute("DELETE FROM passages WHERE doc = ?", (rowid,))
             conn.execute("DELETE FROM doc_orgs WHERE doc = ?", (rowid,))
         conn.executemany(
-            "INSERT INTO doc_orgs(doc, org_id, name, kind, country, region, city, role) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            [(rowid, o.id, o.name, o.kind.value if o.kind else None, o.country, o.region, o.city, role)
+            "INSERT INTO doc_orgs(doc, org_id, name, kind, country, region, city, role, short_name) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            [(rowid, o.id, o.name, o.kind.value if o.kind else None, o.country, o.region, o.city, role, o.short_name)
              for o, role in _org_links(rec)],
         )
         vectors = np.ascontiguousarray(item.vectors, dtype=np.float32)
@@ -319,6 +337,13 @@ class Catalog:
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         """Read-only query helper for the search and stats modules."""
         return self._conn().execute(sql, params).fetchall()
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Columns added since a catalog was created (its rows get them when their records are indexed again)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(doc_orgs)")}
+    if "short_name" not in have:
+        conn.execute("ALTER TABLE doc_orgs ADD COLUMN short_name TEXT")
 
 
 def _org_links(rec: Record) -> list[tuple[object, str | None]]:

@@ -181,16 +181,23 @@ class Engine:
         return IndexSummary(added=len(todo) - updated, updated=updated, unchanged=unchanged)
 
     def _embed(self, todo: list[tuple[Record, str]]) -> list[PendingWrite]:
+        """Split and embed; a stored record whose passages and language did not change keeps its vectors
+        (the index has one model), so correcting participants or dates re-embeds nothing."""
         split = [split_passages(rec.searchable_text(), self.settings.passage_words,
                                 self.settings.passage_overlap) for rec, _ in todo]
-        flat = [p for passages in split for p in passages]
-        languages = [rec.language for (rec, _), passages in zip(todo, split, strict=True) for _ in passages]
-        vectors = self.encoder.encode_passages(flat, languages)
-        pending, start = [], 0
-        for (rec, digest), passages in zip(todo, split, strict=True):
-            pending.append(PendingWrite(rec, digest, passages, vectors[start:start + len(passages)]))
+        stored = self.catalog.stored_passages([rec.id for rec, _ in todo])
+        kept = {rec.id: stored[rec.id][2] for (rec, _), passages in zip(todo, split, strict=True)
+                if rec.id in stored and stored[rec.id][:2] == (rec.language, passages)}
+        fresh = [(rec, passages) for (rec, _), passages in zip(todo, split, strict=True) if rec.id not in kept]
+        flat = [p for _, passages in fresh for p in passages]
+        languages = [rec.language for rec, passages in fresh for _ in passages]
+        vectors = self.encoder.encode_passages(flat, languages) if flat else None
+        embedded, start = {}, 0
+        for rec, passages in fresh:
+            embedded[rec.id] = vectors[start:start + len(passages)]
             start += len(passages)
-        return pending
+        return [PendingWrite(rec, digest, passages, kept[rec.id] if rec.id in kept else embedded[rec.id])
+                for (rec, digest), passages in zip(todo, split, strict=True)]
 
     def upsert_embedded(self, pending: Sequence[PendingWrite], catch_up: bool = True) -> IndexSummary:
         """Store public records split and embedded elsewhere (the Ray indexer's actor pool, with this index's

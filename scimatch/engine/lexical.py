@@ -151,6 +151,12 @@ class TantivyIndex:
         weighted.sort(reverse=True)
         return [term for _, term in weighted[:count]]
 
+    def doc_freq(self, text: str, language: str | None = None) -> int:
+        """How many documents hold every word of ``text`` at most (its rarest analysed term's count; 0 when
+        nothing of it is indexed)."""
+        searcher = self.index.searcher()
+        return min((searcher.doc_freq("body", term) for term in analyze(text, language)), default=0)
+
     def upper_bound(self, text: str, language: str | None = None, analyzed: bool = False) -> float:
         """The most BM25 can give this query: every term at saturation, idf x (k1 + 1) summed over the
         query's terms. Fusion compares the best hit with it to tell a strong lexical match from the best of

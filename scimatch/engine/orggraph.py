@@ -27,6 +27,7 @@ class OrgInfo:
     country: str | None
     region: str | None
     city: str | None
+    short_name: str | None = None
     docs: set[int] = field(default_factory=set)
 
 
@@ -49,17 +50,18 @@ class OrgGraph(CatalogFollower):
         self.doc_year.pop(doc, None)
 
     def _load(self, docs: list[int] | None) -> None:
-        sql = ("SELECT o.doc, COALESCE(o.org_id, o.name), o.name, o.kind, o.country, o.region, o.city, d.year "
-               "FROM doc_orgs o JOIN documents d ON d.rowid = o.doc")
-        for doc, key, name, kind, country, region, city, year in self._rows(sql, docs, "o.doc"):
+        sql = ("SELECT o.doc, COALESCE(o.org_id, o.name), o.name, o.kind, o.country, o.region, o.city, "
+               "o.short_name, d.year FROM doc_orgs o JOIN documents d ON d.rowid = o.doc")
+        for doc, key, name, kind, country, region, city, short_name, year in self._rows(sql, docs, "o.doc"):
             info = self.orgs.get(key)
             if info is None:
-                info = self.orgs[key] = OrgInfo(key, name, kind, country, region, city)
+                info = self.orgs[key] = OrgInfo(key, name, kind, country, region, city, short_name)
             else:  # the latest record that states a fact wins, so corrections show up
                 info.kind = kind or info.kind
                 info.region = region or info.region
                 info.city = city or info.city
                 info.country = country or info.country
+                info.short_name = short_name or info.short_name
             info.docs.add(doc)
             self.doc_orgs[doc].add(key)
             self.doc_year[doc] = year

@@ -106,7 +106,7 @@ class PartnerMatcher:
         fused, terms = self.evidence_pool(text, exclude_docs)
         self.keywords.refresh()
         return candidate_features(self.graph, fused, asker, kinds, exclude_docs, region, text,
-                                  self.keywords.similarities(text, detect_query(text))), terms
+                                  self.keywords.similarities(text, detect_query(text)), self.lexical.doc_freq), terms
 
     def match_enterprises(self, org: str, limit: int = 10, region: str | None = None,
                           region_mode: str = "any") -> MatchResult:
@@ -194,5 +194,5 @@ class PartnerMatcher:
             id=info.key, name=info.name, kind=info.kind, country=info.country, region=info.region,
             city=info.city, score=round(model.score(candidate.features), 4), confidence=round(confidence, 4),
             signals=signals, evidence=evidence, worked_with_asker=candidate.shared > 0,
-            shared_projects=candidate.shared,
+            shared_projects=candidate.shared, short_name=info.short_name,
         )

@@ -57,8 +57,9 @@ ABLATION: tuple[tuple[str, tuple[str, ...]], ...] = (
                           "collaboration_share", "collaboration_text", "activity", "same_country", "same_region",
                           "best_rank", "top20_documents")),
     ("+ closeness of ties", tuple(f for f in FEATURES if not f.endswith("_in_need") and f != "keyword_match")),
-    ("+ names in the need", tuple(f for f in FEATURES if f != "keyword_match")),
-    ("+ keywords of their projects (all)", FEATURES),
+    ("+ names in the need", tuple(f for f in FEATURES if f not in ("keyword_match", "short_name_in_need"))),
+    ("+ keywords of their projects (all)", tuple(f for f in FEATURES if f != "short_name_in_need")),
+    ("+ acronyms written in the need", FEATURES),
 )
 
 

@@ -842,6 +842,7 @@
     country_in_need: "Country named in the need", shared_projects: "Projects shared with you",
     tie_strength: "Closeness of shared work", close_ties: "Shared work in small consortia",
     shared_small_projects: "Small projects shared with you", keyword_match: "Keywords of their projects",
+    short_name_in_need: "Acronym written in the need",
   };
   let partnersSeq = 0;
 
@@ -1047,7 +1048,7 @@
         el("div", { class: "partner-head" },
           el("span", { class: "rank", "aria-hidden": "true" }, String(index + 1)),
           el("div", { class: "partner-title" },
-            el("h3", {}, match.name),
+            el("h3", {}, match.short_name ? `${match.name} (${match.short_name})` : match.name),
             el("p", { class: "meta" },
               el("span", { class: "badge" }, orgKindLabel(match.kind)),
               place ? el("span", {}, place) : el("span", { class: "muted" }, "place unknown"),

@@ -62,6 +62,7 @@ def _participant(row: dict[str, str]) -> Participant:
         organization=OrganizationRef(
             id=f"cordis-org:{org_id}" if org_id else None,
             name=row.get("name") or "",
+            short_name=_cell(row, "shortName"),
             kind=ACTIVITY_KINDS.get(activity.upper()) if activity else None,
             country=_cell(row, "country"),
             # NUTS-2 in the EU; Kazakhstan has no NUTS, so its organisations get their KATO region
