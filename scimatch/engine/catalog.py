@@ -20,6 +20,7 @@ import numpy as np
 from scimatch.errors import ScimatchError
 from scimatch.records import Record, RecordKind, record_from_json
 
+IN_CHUNK = 500  # ids per IN (...) query: under SQLite's variable limit
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
@@ -139,28 +140,16 @@ class Catalog:
     # ---- writes -----------------------------------------------------------------------------
     def content_hashes(self, ids: Sequence[str]) -> dict[str, str]:
         """Stored hashes for the given ids, to skip records that did not change."""
-        result: dict[str, str] = {}
-        conn = self._conn()
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in conn.execute(f"SELECT id, content_hash FROM documents WHERE id IN ({marks})", chunk):
-                result[row[0]] = row[1]
-        return result
+        return {row[0]: row[1] for row in self.rows_in("SELECT id, content_hash FROM documents WHERE id IN ({marks})",
+                                                      ids)}
 
     def stored_passages(self, ids: Sequence[str]) -> dict[str, tuple[str | None, list[str], np.ndarray]]:
         """(language, passage texts, vectors) of stored records, so a record whose text did not change keeps
         its vectors when only its metadata (participants, dates, keywords) did."""
         rows: dict[str, list[sqlite3.Row]] = {}
-        conn = self._conn()
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in conn.execute(
-                f"SELECT d.id, d.language, p.text, p.vector FROM documents d JOIN passages p ON p.doc = d.rowid "
-                f"WHERE d.id IN ({marks}) ORDER BY d.id, p.seq", chunk,
-            ):
-                rows.setdefault(row[0], []).append(row)
+        for row in self.rows_in("SELECT d.id, d.language, p.text, p.vector FROM documents d "
+                                "JOIN passages p ON p.doc = d.rowid WHERE d.id IN ({marks}) ORDER BY d.id, p.seq", ids):
+            rows.setdefault(row[0], []).append(row)
         return {doc_id: (found[0][1], [r[2] for r in found],
                          np.stack([np.frombuffer(r[3], dtype=np.float32) for r in found]))
                 for doc_id, found in rows.items()}
@@ -273,16 +262,8 @@ class Catalog:
         return None if row is None else StoredDoc(int(row[0]), record_from_json(row[1]))
 
     def get_many(self, rowids: Sequence[int]) -> dict[int, StoredDoc]:
-        result: dict[int, StoredDoc] = {}
-        conn = self._conn()
-        for start in range(0, len(rowids), 500):
-            chunk = list(rowids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in conn.execute(
-                f"SELECT rowid, record_json FROM documents WHERE rowid IN ({marks})", chunk
-            ):
-                result[int(row[0])] = StoredDoc(int(row[0]), record_from_json(row[1]))
-        return result
+        return {int(row[0]): StoredDoc(int(row[0]), record_from_json(row[1]))
+                for row in self.rows_in("SELECT rowid, record_json FROM documents WHERE rowid IN ({marks})", rowids)}
 
     def lexical_rows(self, rowids: Iterable[int] | None = None) -> Iterator[sqlite3.Row]:
         """Rows the lexical index needs (all, or the given ones that still exist)."""
@@ -291,10 +272,7 @@ class Catalog:
         if rowids is None:
             yield from conn.execute(sql + " ORDER BY rowid")
             return
-        ids = list(rowids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            yield from conn.execute(sql + f" WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
+        yield from self.rows_in(sql + " WHERE rowid IN ({marks})", list(rowids))
 
     def org_facets(self, rowid: int) -> tuple[set[str], set[str]]:
         """(organization kinds, regions) linked to one document."""
@@ -314,12 +292,7 @@ class Catalog:
         if rowids is None:
             rows = conn.execute("SELECT pid, vector FROM passages ORDER BY pid").fetchall()
         else:
-            ids = list(rowids)
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                rows.extend(conn.execute(
-                    f"SELECT pid, vector FROM passages WHERE doc IN ({','.join('?' * len(chunk))})", chunk
-                ).fetchall())
+            rows = list(self.rows_in("SELECT pid, vector FROM passages WHERE doc IN ({marks})", list(rowids)))
         return _stack(rows)
 
     def passage_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -333,6 +306,14 @@ class Catalog:
             "SELECT pid, vector FROM passages WHERE doc = ? ORDER BY seq", (rowid,)
         ).fetchall()
         return _stack(rows)[1]
+
+    def rows_in(self, sql: str, ids: Sequence[object]) -> Iterator[sqlite3.Row]:
+        """``sql`` with ``{marks}`` standing for an IN (...) list of ``ids``, run in chunks under SQLite's
+        variable limit (an ORDER BY orders within a chunk)."""
+        conn = self._conn()
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = list(ids[start:start + IN_CHUNK])
+            yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         """Read-only query helper for the search and stats modules."""

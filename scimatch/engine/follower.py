@@ -8,8 +8,6 @@ from collections.abc import Sequence
 
 from scimatch.engine.catalog import Catalog
 
-CHUNK = 500  # documents per IN (...) query: under SQLite's variable limit
-
 
 class CatalogFollower:
     """Subclasses say how to load documents (all when ``docs`` is None) and how to forget one; ``refresh`` replays
@@ -52,8 +50,4 @@ class CatalogFollower:
         if docs is None:
             return self.catalog.execute(sql)
         joiner = " AND " if " WHERE " in sql else " WHERE "
-        rows: list[sqlite3.Row] = []
-        for start in range(0, len(docs), CHUNK):
-            chunk = list(docs[start:start + CHUNK])
-            rows += self.catalog.execute(f"{sql}{joiner}{doc_column} IN ({','.join('?' * len(chunk))})", chunk)
-        return rows
+        return list(self.catalog.rows_in(f"{sql}{joiner}{doc_column} IN ({{marks}})", docs))
